@@ -1,0 +1,40 @@
+// `npm test`: the whole uvu suite in Node, then the core subset in Deno (deno from npm).
+// Prints one closing line "N passed, N failed" and exits non-zero on any failure.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const env = { ...process.env, EGL_PLATFORM: process.env.EGL_PLATFORM ?? 'surfaceless', XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
+const only = process.argv.slice(2);
+let passed = 0, failed = 0, skipped = 0;
+let exitCode = 0;
+
+function run(label, cmd, args) {
+  const t0 = Date.now();
+  console.log(`\n== ${label}: ${cmd} ${args.join(' ')}`);
+  const r = spawnSync(cmd, args, { cwd: root, env, encoding: 'utf8', maxBuffer: 1 << 28 });
+  // Dawn's GL backend prints a harmless limit notice on stderr; keep everything else.
+  const clean = (s) => s.split('\n').filter((l) => !/artificially reduced/.test(l)).join('\n');
+  process.stdout.write(clean(r.stdout ?? ''));
+  process.stderr.write(clean(r.stderr ?? ''));
+  const text = (r.stdout ?? '') + (r.stderr ?? '');
+  const total = /Total:\s+(\d+)/g, pass = /Passed:\s+(\d+)/g, skip = /Skipped:\s+(\d+)/g;
+  let m, t = 0, p = 0, s = 0;
+  while ((m = total.exec(text))) t += +m[1];
+  while ((m = pass.exec(text))) p += +m[1];
+  while ((m = skip.exec(text))) s += +m[1];
+  passed += p; skipped += s; failed += Math.max(0, t - p - s);
+  if (r.status !== 0 || t === 0) { exitCode = 1; if (t - p - s === 0) failed += 1; }
+  console.log(`== ${label}: ${p}/${t} passed in ${((Date.now() - t0) / 1000).toFixed(1)} s (exit ${r.status})`);
+}
+
+const pattern = only.length ? `(${only.join('|')}).*\\.test\\.js$` : '\\.test\\.js$';
+run('node', process.execPath, [join(root, 'node_modules/uvu/bin.js'), 'dist/test', pattern, '-i', 'deno']);
+const denoBin = join(root, 'node_modules/.bin/deno');
+if (!only.length && existsSync(join(root, 'dist/test/deno/core.js'))) {
+  run('deno', denoBin, ['run', '-A', '--quiet', 'dist/test/deno/core.js']);
+}
+console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+process.exit(exitCode);
