@@ -4,6 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { crc32 } from '../../src/io/zip.js';
 
 /** Repository root (tests run from dist/test/io/). */
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -22,22 +23,6 @@ export async function errorOf(fn: () => unknown): Promise<string> {
     return (e as Error).message;
   }
   throw new Error('expected an error, none was thrown');
-}
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-export function crc32(b: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < b.length; i++) c = CRC_TABLE[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }
 
 /** Builds a zip with stored (uncompressed) entries, as torch.save writes them. */
