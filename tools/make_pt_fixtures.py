@@ -117,6 +117,91 @@ class Scripted(nn.Module):
         return self.resblocks(x) @ self.proj
 
 
+# ---- A tiny CLIP laid out like OpenAI's clip/model.py, saved the way clip.load's
+# downloads were made: traced to TorchScript, with convert_weights' fp16 selection
+# (conv/linear/attention weights and the two projections fp16; LayerNorms and
+# embeddings fp32), the attn_mask attribute, and the int buffers clip.build_model drops.
+
+class QuickGELU(nn.Module):
+    def forward(self, x):
+        return x * torch.sigmoid(1.702 * x)
+
+
+class ResidualAttentionBlock(nn.Module):
+    def __init__(self, d, n_head, attn_mask=None):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(d, n_head)
+        self.ln_1 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(collections.OrderedDict(
+            [("c_fc", nn.Linear(d, d * 4)), ("gelu", QuickGELU()), ("c_proj", nn.Linear(d * 4, d))]))
+        self.ln_2 = nn.LayerNorm(d)
+        self.attn_mask = attn_mask
+
+    def forward(self, x):
+        m = self.attn_mask.to(dtype=x.dtype) if self.attn_mask is not None else None
+        x = x + self.attn(self.ln_1(x), self.ln_1(x), self.ln_1(x), need_weights=False, attn_mask=m)[0]
+        return x + self.mlp(self.ln_2(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, width, layers, heads, attn_mask=None):
+        super().__init__()
+        self.resblocks = nn.Sequential(*[ResidualAttentionBlock(width, heads, attn_mask) for _ in range(layers)])
+
+    def forward(self, x):
+        return self.resblocks(x)
+
+
+class VisionTransformer(nn.Module):
+    def __init__(self, res, patch, width, layers, heads, out):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, kernel_size=patch, stride=patch, bias=False)
+        self.class_embedding = nn.Parameter(torch.randn(width) * 0.1)
+        self.positional_embedding = nn.Parameter(torch.randn((res // patch) ** 2 + 1, width) * 0.1)
+        self.ln_pre = nn.LayerNorm(width)
+        self.transformer = Transformer(width, layers, heads)
+        self.ln_post = nn.LayerNorm(width)
+        self.proj = nn.Parameter(torch.randn(width, out) * 0.1)
+
+    def forward(self, x):
+        x = self.conv1(x).flatten(2).permute(0, 2, 1)
+        cls = self.class_embedding + torch.zeros(x.shape[0], 1, x.shape[-1])
+        x = self.ln_pre(torch.cat([cls, x], dim=1) + self.positional_embedding).permute(1, 0, 2)
+        x = self.transformer(x).permute(1, 0, 2)
+        return self.ln_post(x[:, 0, :]) @ self.proj
+
+
+class TinyClip(nn.Module):
+    def __init__(self, embed=8, res=8, patch=4, vwidth=32, vlayers=2, ctx=5, vocab=20, twidth=32, tlayers=1, heads=2):
+        super().__init__()
+        self.visual = VisionTransformer(res, patch, vwidth, vlayers, heads, embed)
+        mask = torch.full((ctx, ctx), float("-inf")).triu_(1)
+        self.transformer = Transformer(twidth, tlayers, heads, mask)
+        self.token_embedding = nn.Embedding(vocab, twidth)
+        self.positional_embedding = nn.Parameter(torch.randn(ctx, twidth) * 0.01)
+        self.ln_final = nn.LayerNorm(twidth)
+        self.text_projection = nn.Parameter(torch.randn(twidth, embed) * 0.1)
+        self.logit_scale = nn.Parameter(torch.tensor(2.6592))
+        for k, v in {"input_resolution": res, "context_length": ctx, "vocab_size": vocab}.items():
+            self.register_buffer(k, torch.tensor(v))
+
+    def forward(self, image, text):
+        img = self.visual(image)
+        x = (self.token_embedding(text) + self.positional_embedding).permute(1, 0, 2)
+        x = self.ln_final(self.transformer(x).permute(1, 0, 2))
+        txt = x[torch.arange(x.shape[0]), text.argmax(dim=-1)] @ self.text_projection
+        return self.logit_scale.exp() * img @ txt.t()
+
+
+def convert_weights(model):
+    """OpenAI's clip.model.convert_weights selection, applied to the traced module."""
+    for name, p in model.named_parameters():
+        leaf = name.split(".")[-1]
+        is_linear_or_conv = (".conv1." in f".{name}" or ".c_fc." in name or ".c_proj." in name or ".out_proj." in name)
+        if is_linear_or_conv or leaf in ("in_proj_weight", "in_proj_bias", "text_projection", "proj"):
+            p.data = p.data.half()
+
+
 def main(out):
     torch.manual_seed(0)
     os.makedirs(out, exist_ok=True)
@@ -137,6 +222,14 @@ def main(out):
     sm = torch.jit.script(m)
     torch.jit.save(sm, os.path.join(out, "scripted.pt"))
     write_safetensors(os.path.join(out, "scripted.expected.safetensors"), sm.state_dict())
+
+    clip = TinyClip().eval()
+    traced = torch.jit.trace(clip, (torch.randn(2, 3, 8, 8), torch.randint(0, 19, (2, 5))))
+    convert_weights(traced)
+    torch.jit.save(traced, os.path.join(out, "tiny_clip.pt"))
+    drop = ("input_resolution", "context_length", "vocab_size")
+    canonical = {k: v.float() for k, v in traced.state_dict().items() if k not in drop}
+    write_safetensors(os.path.join(out, "tiny_clip.expected.safetensors"), canonical)
 
 
 if __name__ == "__main__":
