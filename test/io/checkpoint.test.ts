@@ -186,4 +186,34 @@ test('OpenAI-style TorchScript .pt (mixed fp16/fp32, like clip.load downloads) l
   }
 });
 
+/** A data-less source with exactly the tensors (and shapes) of `names`. */
+function shapesOnly(specs: { name: string; shape: number[] }[]): ClipTensorSource {
+  const m = new Map(specs.map((s) => [s.name, s.shape]));
+  return { name: 'shapes', names: [...m.keys()], info: (n) => ({ dtype: 'F16', shape: m.get(n)! }), getF32: async () => new Float32Array(0) };
+}
+
+test('real architectures are inferred from shapes alone, in both namings', () => {
+  const arch = (embed: number, res: number, patch: number, vw: number, vl: number, tw: number, tl: number): ClipConfig => ({
+    embedDim: embed,
+    image: { resolution: res, patchSize: patch, width: vw, layers: vl, heads: vw / 64, mlpHidden: 4 * vw, eps: 1e-5 },
+    text: { contextLength: 77, vocabSize: 49408, width: tw, layers: tl, heads: tw / 64, mlpHidden: 4 * tw, eps: 1e-5 },
+    activation: 'quick_gelu', activationSource: 'default',
+  });
+  const cases: Record<string, ClipConfig> = {
+    'ViT-B/32': arch(512, 224, 32, 768, 12, 512, 12),
+    'ViT-B/16': arch(512, 224, 16, 768, 12, 512, 12),
+    'ViT-L/14': arch(768, 224, 14, 1024, 24, 768, 12),
+    'ViT-L/14@336px': arch(768, 336, 14, 1024, 24, 768, 12),
+  };
+  for (const [label, cfg] of Object.entries(cases)) {
+    const a = resolveClipCheckpoint(shapesOnly(clipTensorSpec(cfg)));
+    assert.equal(a.config, cfg, `${label} (OpenAI naming)`);
+    assert.is(a.names.length, 6 + 1 + 2 + 12 * cfg.image.layers + 2 + 12 * cfg.text.layers + 3);
+    const b = resolveClipCheckpoint(shapesOnly(hfTensorSpec(cfg)), { hfConfig: toHfConfig(cfg) });
+    assert.equal(b.config, { ...cfg, activationSource: 'config' }, `${label} (HF naming)`);
+  }
+  assert.equal(cases['ViT-B/32']!.text.heads, 8);
+  assert.equal(cases['ViT-L/14']!.image.heads, 16);
+});
+
 test.run();
