@@ -36,8 +36,6 @@ export interface UnpickleOptions {
   persistentLoad?(pid: unknown): unknown;
 }
 
-const MARK = Symbol('mark');
-
 /** Opcode names, for error messages about unsupported ones. */
 const UNSUPPORTED: Record<number, string> = {
   0x69: 'INST', 0x6f: 'OBJ', 0x82: 'EXT1', 0x83: 'EXT2', 0x84: 'EXT4', 0x53: 'STRING', 0x56: 'UNICODE',
