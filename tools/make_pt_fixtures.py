@@ -4,7 +4,11 @@
 Run with Debian's torch (apt-get install python3-torch):
     /usr/bin/python3 tools/make_pt_fixtures.py test/fixtures/pt
 
-Writes, for each case, the checkpoint (`*.pt`) and the values torch itself sees,
+Cases: state_dict.pt (torch.save of a dict with fp16/bf16/f64/i64, transposed,
+shared-storage and expanded tensors), nested.pt (open_clip training layout),
+scripted.pt (torch.jit.script of nested modules), tiny_clip.pt (a tiny CLIP laid
+out like OpenAI's, traced to TorchScript with OpenAI's fp16 selection, as
+clip.load downloads are). Writes, for each case, the checkpoint (`*.pt`) and the values torch itself sees,
 as `*.expected.safetensors` (each tensor made contiguous, same dtype, raw
 little-endian bytes; written by the tiny writer below so that no safetensors
 package is needed). Tests compare the converter's output to these bit for bit.
