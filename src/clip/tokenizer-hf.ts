@@ -3,7 +3,10 @@
 // always OpenAI's (ftfy subset, html.unescape twice, whitespace, lower); HF's own normalizer and
 // pre-tokenizer settings in tokenizer.json are not read. HF pads with EOT: pass
 // { padId: tokenizer.eotId } to tokenize() for identical rows.
-import { ClipTokenizer, TokenizerError, parseMerges, type Merge } from './tokenizer.js';
+import type { Merge } from './bpe.js';
+import { ClipTokenizer } from './tokenizer.js';
+import { TokenizerError } from './tokenizer-error.js';
+import { parseMerges } from './vocab-text.js';
 
 function parseJson(source: string | object, what: string): unknown {
   if (typeof source !== 'string') return source;

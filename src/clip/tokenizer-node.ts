@@ -31,8 +31,15 @@ let shipped: Promise<ClipTokenizer> | undefined;
  * `path` may be: OpenAI's merges file (.txt.gz or .txt); HF's tokenizer.json; HF's vocab.json (with
  * merges.txt beside it); or a folder holding tokenizer.json, vocab.json + merges.txt, or OpenAI's file.
  */
-export function loadClipTokenizer(path?: string): Promise<ClipTokenizer> {
-  if (path === undefined) return (shipped ??= loadFile(defaultVocabPath()));
+export async function loadClipTokenizer(path?: string): Promise<ClipTokenizer> {
+  if (path === undefined) {
+    // Shared, but a failed load is not cached.
+    shipped ??= Promise.resolve().then(() => loadFile(defaultVocabPath())).catch((e: unknown) => {
+      shipped = undefined;
+      throw e;
+    });
+    return shipped;
+  }
   return loadFile(path);
 }
 

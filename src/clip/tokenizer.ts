@@ -6,11 +6,15 @@ import {
   type Merge,
 } from './bpe.js';
 import { cleanText, splitWords } from './text-clean.js';
+import { TokenizerError } from './tokenizer-error.js';
+import { parseMerges, readTextLines } from './vocab-text.js';
 
 export { SOT_TEXT, EOT_TEXT, OPENAI_MERGE_COUNT, type Merge } from './bpe.js';
 export { cleanText, splitWords } from './text-clean.js';
 export { htmlUnescape } from './html-unescape.js';
 export { fixText } from './text-fix.js';
+export { TokenizerError, type TokenizerErrorKind } from './tokenizer-error.js';
+export { gunzip, parseMerges, readTextLines } from './vocab-text.js';
 
 export interface TokenizeOptions {
   /** Row length, 77 for every CLIP. */
@@ -25,20 +29,6 @@ export interface TokenizeOptions {
   padId?: number;
   /** Throw for a text that cleans to no tokens (OpenAI encodes it as just SOT, EOT). */
   rejectEmpty?: boolean;
-}
-
-export type TokenizerErrorKind = 'too-long' | 'empty' | 'unknown-id' | 'bad-option' | 'bad-vocab';
-
-export class TokenizerError extends Error {
-  override name = 'TokenizerError';
-  constructor(
-    message: string,
-    readonly kind: TokenizerErrorKind,
-    /** Index of the offending text (tokenize) or id (decode). */
-    readonly index?: number,
-  ) {
-    super(message);
-  }
 }
 
 const utf8Lenient = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
@@ -159,40 +149,19 @@ export class ClipTokenizer {
   }
 }
 
-/** Lines of a merges file -> pairs. A first line holding '#version' is a header and skipped. */
-export function parseMerges(text: string, limit = Infinity): Merge[] {
-  const lines = text.split('\n');
-  const merges: Merge[] = [];
-  for (let i = lines[0]?.includes('#version') ? 1 : 0; i < lines.length && merges.length < limit; i++) {
-    const line = lines[i]!.trim();
-    if (line === '') continue;
-    const parts = line.split(/\s+/);
-    if (parts.length !== 2) throw new TokenizerError(`merges line ${i + 1} is not two symbols: ${JSON.stringify(lines[i])}`, 'bad-vocab');
-    merges.push([parts[0]!, parts[1]!]);
-  }
-  return merges;
-}
-
-/** gzip -> bytes with the standard DecompressionStream (Node 18+, Deno, browsers). */
-export async function gunzip(bytes: Uint8Array): Promise<Uint8Array> {
-  // Blob wants ArrayBuffer-backed bytes; copy the rare SharedArrayBuffer-backed view.
-  const owned = bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes);
-  const stream = new Blob([owned]).stream().pipeThrough(new DecompressionStream('gzip'));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
-
-function isGzip(bytes: Uint8Array): boolean {
-  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
-}
-
 /**
  * OpenAI's vocabulary file (bpe_simple_vocab_16e6.txt.gz, or its uncompressed text) -> tokenizer,
  * reading the first 48894 merges as SimpleTokenizer does.
  */
 export async function loadOpenAITokenizer(data: Uint8Array | ArrayBuffer): Promise<ClipTokenizer> {
-  let bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
-  if (isGzip(bytes)) bytes = await gunzip(bytes);
-  const merges = parseMerges(new TextDecoder('utf-8', { fatal: true }).decode(bytes), OPENAI_MERGE_COUNT);
+  const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
+  let text: string;
+  try {
+    text = await readTextLines(bytes, OPENAI_MERGE_COUNT + 1); // the header line, then the merges
+  } catch (e) {
+    throw new TokenizerError(`cannot read the vocabulary file (corrupt gzip or not UTF-8): ${(e as Error).message}`, 'bad-vocab');
+  }
+  const merges = parseMerges(text, OPENAI_MERGE_COUNT);
   if (merges.length !== OPENAI_MERGE_COUNT) {
     throw new TokenizerError(`vocabulary file has ${merges.length} merges; CLIP's has ${OPENAI_MERGE_COUNT}`, 'bad-vocab');
   }

@@ -86,6 +86,13 @@ test('bad vocabulary files', async () => {
     assert.match((e as Error).message, /has 1 merges; CLIP's has 48894/);
   }
   try {
+    await loadOpenAITokenizer(new Uint8Array([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3]));
+    assert.unreachable();
+  } catch (e) {
+    assert.instance(e, TokenizerError);
+    assert.match((e as Error).message, /cannot read the vocabulary file/);
+  }
+  try {
     await loadClipTokenizer('/nonexistent/vocab.txt.gz');
     assert.unreachable();
   } catch (e) {
