@@ -1,6 +1,10 @@
 // CLIP's tokenizer, id for id as OpenAI's clip.simple_tokenizer.SimpleTokenizer and clip.tokenize.
 // Runtime-agnostic (Node, Deno, browsers): no file system here; callers hand over the vocabulary's
 // bytes (see tokenizer-node.ts for Node's loader of the shipped file).
+// Pipeline: cleanText (text-clean.ts: ftfy subset, html.unescape twice, whitespace, lower), then
+// splitWords (OpenAI's regex), then byte-level BPE per word (bpe.ts). Steps that depend on Unicode
+// data (NFC, lower-casing, \p{L}/\p{N}) use the JS runtime's tables; Python's can be older (3.11 has
+// Unicode 14), so only characters assigned after that can tokenize differently.
 import {
   BpeModel, EOT_TEXT, END_OF_WORD, OPENAI_MERGE_COUNT, SOT_TEXT, charsToBytes, openaiBaseVocab,
   type Merge,
@@ -133,7 +137,7 @@ export class ClipTokenizer {
       if (n > ctx && !options.truncate) {
         // OpenAI's message, plus the length.
         throw new TokenizerError(
-          `Input ${text} is too long for context length ${ctx} (${n} tokens with start and end; truncate cuts it)`,
+          `Input ${text} is too long for context length ${ctx} (${n} tokens with start and end; the truncate option cuts it)`,
           'too-long', i,
         );
       }
