@@ -150,7 +150,7 @@ export class Gpu {
       featureLevel,
     };
     this.chunkSize = opts.chunkSize ?? 128;
-    this.pool = new BufferPool(device, this.limits.maxBufferSize);
+    this.pool = new BufferPool(device, this.limits.maxBufferSize, this.limits.maxStorageBufferBindingSize);
     const uniformAlign = Math.max(UNIFORM_SLOT, this.limits.minUniformBufferOffsetAlignment);
     if (uniformAlign !== UNIFORM_SLOT) throw new GpuError(`unsupported minUniformBufferOffsetAlignment ${uniformAlign}`);
     this.uniformStage = new ArrayBuffer(this.chunkSize * UNIFORM_SLOT);

@@ -44,13 +44,18 @@ export class BufferPool {
   constructor(
     private readonly device: GPUDevice,
     private readonly maxBufferSize: number,
+    private readonly maxBindingSize: number = maxBufferSize,
   ) {}
 
   acquire(bytes: number, label: string): PooledBuffer {
     if (bytes > this.maxBufferSize) {
       throw new Error(`${label}: needs a ${bytes}-byte buffer, over this device's maxBufferSize ${this.maxBufferSize}`);
     }
-    const size = Math.min(bucketSize(bytes), Math.max(bytes, this.maxBufferSize - (this.maxBufferSize % 4)));
+    // Never round a buffer that fits one storage binding up past the binding limit: ops bind whole
+    // buffers, and only tensors that are themselves over the limit are bound in windows.
+    let size = bucketSize(bytes);
+    if (size > this.maxBindingSize && bytes <= this.maxBindingSize) size = Math.ceil(bytes / 4) * 4;
+    size = Math.min(size, Math.max(bytes, this.maxBufferSize - (this.maxBufferSize % 4)));
     const list = this.free.get(size);
     let buffer = list?.pop();
     if (buffer) {

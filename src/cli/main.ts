@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+// `cliptune <command> [options]`: one entry point; each command lives in its own module and is
+// loaded only when asked for, so `cliptune tokenize` does not start a GPU device.
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<(argv: string[]) => Promise<number>> }> = {
+  tokenize: {
+    summary: "print CLIP token ids of texts as JSON arrays",
+    load: async () => (await import('./tokenize.js')).tokenizeCommand,
+  },
+  convert: {
+    summary: "convert OpenAI/PyTorch .pt checkpoints to safetensors (no pickle code is run)",
+    load: async () => (await import('./convert.js')).convertCommand,
+  },
+};
+
+export const USAGE = `usage: cliptune <command> [options]
+
+commands:
+${Object.entries(COMMANDS)
+  .map(([k, v]) => `  ${k.padEnd(10)} ${v.summary}`)
+  .join('\n')}
+
+Run \`cliptune <command> --help\` for a command's options.
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(USAGE);
+    return cmd ? 0 : 2;
+  }
+  const entry = COMMANDS[cmd];
+  if (!entry) {
+    process.stderr.write(`cliptune: unknown command "${cmd}"\n\n${USAGE}`);
+    return 2;
+  }
+  const run = await entry.load();
+  return run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    const e = err as Error;
+    process.stderr.write(`cliptune: ${e?.message ?? String(err)}\n`);
+    if (process.env.CLIPTUNE_DEBUG) process.stderr.write(`${e?.stack ?? ''}\n`);
+    process.exitCode = 1;
+  },
+);
