@@ -1,7 +1,7 @@
 // Shared helpers for the data-layer tests: fixture paths, scratch directories, tiny images.
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Repository root (tests run from dist/test/data/). */
@@ -24,4 +24,21 @@ export async function errorOf(fn: () => unknown): Promise<string> {
     return (e as Error).message;
   }
   throw new Error('expected an error, none was thrown');
+}
+
+/** Writes a small solid-colour-with-gradient image (PNG or JPEG by extension) with sharp. */
+export async function writeImage(path: string, width: number, height: number, seed = 0): Promise<void> {
+  const sharp = (await import('sharp')).default;
+  mkdirSync(dirname(path), { recursive: true });
+  const data = Buffer.alloc(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const o = (y * width + x) * 3;
+      data[o] = (x * 7 + seed * 31) & 255;
+      data[o + 1] = (y * 5 + seed * 17) & 255;
+      data[o + 2] = (x * y + seed) & 255;
+    }
+  }
+  const img = sharp(data, { raw: { width, height, channels: 3 } });
+  await (path.endsWith('.png') ? img.png() : img.jpeg({ quality: 90 })).toFile(path);
 }
