@@ -313,4 +313,17 @@ with open(os.path.join(OUT, 'shot_4-seed_1.pkl'), 'wb') as f:
 with open(os.path.join(OUT, 'shot_4-seed_1.proto2.pkl'), 'wb') as f:
     pickle.dump(data, f, protocol=2)
 
+# CoOp's ImageNet preprocessed.pkl: {"train": [...], "test": [...]} in the order CoOp listed the
+# folders (sorted wnids, files in os.listdir order) on the machine that wrote it.
+IN_DIR = '/home/someone/data/imagenet/images'
+in_train = [('n01440764', 'x2.JPEG'), ('n01440764', 'x1.JPEG'), ('n01443537', 'y3.JPEG'), ('n01443537', 'y1.JPEG'),
+            ('n01443537', 'y2.JPEG')]
+in_test = [('n01440764', 'v1.JPEG'), ('n01443537', 'v2.JPEG')]
+in_names = {'n01440764': 'tench', 'n01443537': 'goldfish'}
+in_labels = {'n01440764': 0, 'n01443537': 1}
+pre = {'train': [Datum('%s/train/%s/%s' % (IN_DIR, w, f), in_labels[w], 0, in_names[w]) for (w, f) in in_train],
+       'test': [Datum('%s/val/%s/%s' % (IN_DIR, w, f), in_labels[w], 0, in_names[w]) for (w, f) in in_test]}
+with open(os.path.join(OUT, 'imagenet-preprocessed.pkl'), 'wb') as f:
+    pickle.dump(pre, f, protocol=pickle.HIGHEST_PROTOCOL)
+
 print('wrote', OUT)

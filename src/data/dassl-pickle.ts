@@ -17,6 +17,8 @@ export interface PickledDatum {
 export interface DasslFewshotCache {
   train: PickledDatum[];
   val: PickledDatum[] | null;
+  /** Present in ImageNet's preprocessed.pkl ({"train", "test"}), which has the same shape. */
+  test: PickledDatum[] | null;
 }
 
 export class DasslPickleError extends Error {
@@ -25,7 +27,10 @@ export class DasslPickleError extends Error {
 
 const DATUM_MODULES = new Set(['dassl.data.datasets.base_dataset', 'dassl.data.datasets']);
 
-/** Parses a split_fewshot/*.pkl file's bytes; `name` names it in errors. */
+/**
+ * Parses a split_fewshot/*.pkl file's bytes (or CoOp ImageNet's preprocessed.pkl, which holds
+ * the full train/test lists in the order CoOp listed them); `name` names it in errors.
+ */
 export function parseDasslFewshotPickle(bytes: Uint8Array, name: string): DasslFewshotCache {
   const root = unpickle(bytes, {
     name,
@@ -44,7 +49,7 @@ export function parseDasslFewshotPickle(bytes: Uint8Array, name: string): DasslF
     if (!Array.isArray(v)) throw new DasslPickleError(`${name}: "${key}" is ${describe(v)}, expected a list of Datum`);
     return v.map((d, i) => toDatum(d, `${name}: ${key}[${i}]`));
   };
-  return { train: list('train', true)!, val: list('val', false) };
+  return { train: list('train', true)!, val: list('val', false), test: list('test', false) };
 }
 
 function toDatum(v: unknown, where: string): PickledDatum {

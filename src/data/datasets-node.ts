@@ -273,6 +273,12 @@ export interface DasslDatasetOptions {
   checkFiles?: boolean;
   /** Order of files in class folders (ImageNet family): default 'readdir' = Dassl's os.listdir order. */
   fileOrder?: 'sorted' | 'readdir';
+  /**
+   * ImageNet: when <imagenet>/preprocessed.pkl exists (CoOp writes it on first use and reads it
+   * afterwards), take the train/test lists from it, in its order, so few-shot sampling sees
+   * exactly the list the PyTorch runs saw even on another filesystem. Default true.
+   */
+  usePreprocessedPickle?: boolean;
 }
 
 export interface DasslDataset extends ClassificationDataset {
@@ -317,6 +323,10 @@ export async function readDasslDataset(root: string, name: string, opts: DasslDa
       return { name, source: datasetDir, ...s, classnames, ...base };
     }
     case 'imagenet': {
+      if (opts.usePreprocessedPickle !== false) {
+        const fromPkl = await readImageNetPreprocessed(datasetDir, imageDir, opts);
+        if (fromPkl) return { ...fromPkl, ...base, name };
+      }
       const cn = await readClassnames(join(datasetDir, 'classnames.txt'), 'folder-name');
       const map = new Map(cn.folders!.map((f, i) => [f, cn.names[i]!]));
       const fileOrder = opts.fileOrder ?? 'readdir';
@@ -340,6 +350,33 @@ export async function readDasslDataset(root: string, name: string, opts: DasslDa
       return { name, source: imageDir, train: l.items, val: [], test: l.items, classnames: l.classnames, folders: cn.folders!, ...base };
     }
   }
+}
+
+/** CoOp's ImageNet preprocessed.pkl -> train/test lists (paths re-rooted at our image dir), or null if absent. */
+async function readImageNetPreprocessed(datasetDir: string, imageDir: string, opts: DasslDatasetOptions): Promise<Omit<DasslDataset, 'datasetDir' | 'imageDir' | 'layout' | 'name'> | null> {
+  const pkl = join(datasetDir, 'preprocessed.pkl');
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(pkl);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new DatasetError(`cannot read ${pkl} (${(e as NodeJS.ErrnoException).code})`);
+  }
+  const cache = parseDasslFewshotPickle(bytes, pkl);
+  if (!cache.test) throw new DatasetError(`${pkl}: no "test" list (expected CoOp's ImageNet {"train", "test"})`);
+  const convert = (xs: readonly { impath: string; label: number; classname: string }[], what: string): Datum[] =>
+    xs.map((d, i) => {
+      const parts = d.impath.replace(/\\/g, '/').split('/');
+      if (parts.length < 3) throw new DatasetError(`${pkl}: ${what}[${i}] path ${d.impath} is not <split>/<folder>/<file>`);
+      const relpath = parts.slice(-3).join('/');
+      return { impath: join(imageDir, relpath), relpath, label: d.label, classname: d.classname };
+    });
+  const train = convert(cache.train, 'train'), test = convert(cache.test, 'test');
+  const classnames = validateSplits({ train, val: [], test }, pkl, { allowEmpty: ['val'] });
+  if (opts.checkFiles !== false) await checkImagesExist([...train, ...test], `${pkl} (image directory ${imageDir})`);
+  const folders = Array.from({ length: classnames.length }, () => '');
+  for (const d of train) folders[d.label] ||= d.relpath.split('/')[1]!;
+  return { source: pkl, train, val: [], test, classnames, folders };
 }
 
 /** Reads a class-name file (see parseClassnamesFile for the layouts). */

@@ -2,14 +2,14 @@
 // layouts with errors that name the file and the problem; templates; class subsets.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   DATASET_TEMPLATES, IMAGENET_TEMPLATES_SELECT, ensembleTemplatesFor, formatPrompt, gatherSubsetLogits, joinPath, parseCatToName, parseClassnamesFile,
   parseFgvcAircraftSplit, parseSplitJson, promptClassname, promptsFor, resolveClassSubset, restrictToClasses, templateFor, validateSplits,
 } from '../../src/data/datasets.js';
 import { listDirPythonOrder, readDasslDataset, readImageFolder, readImageFolderDataset, readSplitDataset } from '../../src/data/datasets-node.js';
-import { errorOf, scratchDir, writeImage } from './helpers.js';
+import { DATA_FIXTURES, errorOf, scratchDir, writeImage } from './helpers.js';
 
 const touch = (p: string, s = 'x') => { mkdirSync(join(p, '..'), { recursive: true }); writeFileSync(p, s); };
 const splitText = (o: unknown) => JSON.stringify(o);
@@ -180,6 +180,27 @@ test('Dassl data root: split-JSON dataset, FGVCAircraft, ImageNet (+ classnames.
   touch(join(v2, 'imagenetv2-matched-frequency-format-val', '0', 'b.jpeg'));
   const iv2 = await readDasslDataset(root, 'ImageNetV2');
   assert.equal(iv2.test.map((d) => [d.relpath, d.label, d.classname]), [['0/b.jpeg', 0, 'tench'], ['1/a.jpeg', 1, 'goldfish']]);
+});
+
+test("ImageNet: CoOp's preprocessed.pkl, when present, fixes the list order (paths re-rooted here)", async () => {
+  const root = scratchDir();
+  const inet = join(root, 'imagenet');
+  touch(join(inet, 'classnames.txt'), 'n01440764 tench\nn01443537 goldfish\n');
+  for (const f of ['x1', 'x2']) touch(join(inet, 'images', 'train', 'n01440764', `${f}.JPEG`));
+  for (const f of ['y1', 'y2', 'y3']) touch(join(inet, 'images', 'train', 'n01443537', `${f}.JPEG`));
+  touch(join(inet, 'images', 'val', 'n01440764', 'v1.JPEG'));
+  touch(join(inet, 'images', 'val', 'n01443537', 'v2.JPEG'));
+  copyFileSync(join(DATA_FIXTURES, 'imagenet-preprocessed.pkl'), join(inet, 'preprocessed.pkl'));
+  const ds = await readDasslDataset(root, 'ImageNet');
+  assert.is(ds.source, join(inet, 'preprocessed.pkl'));
+  assert.equal(ds.train.map((d) => d.relpath), ['train/n01440764/x2.JPEG', 'train/n01440764/x1.JPEG', 'train/n01443537/y3.JPEG', 'train/n01443537/y1.JPEG', 'train/n01443537/y2.JPEG']);
+  assert.is(ds.train[0]!.impath, join(inet, 'images', 'train', 'n01440764', 'x2.JPEG'));
+  assert.equal(ds.classnames, ['tench', 'goldfish']);
+  assert.equal(ds.folders, ['n01440764', 'n01443537']);
+  const listed = await readDasslDataset(root, 'ImageNet', { usePreprocessedPickle: false, fileOrder: 'sorted' });
+  assert.equal(listed.train.map((d) => d.relpath.split('/').pop()), ['x1.JPEG', 'x2.JPEG', 'y1.JPEG', 'y2.JPEG', 'y3.JPEG']);
+  rmSync(join(inet, 'images', 'train', 'n01443537', 'y2.JPEG'));
+  assert.match(await errorOf(() => readDasslDataset(root, 'ImageNet')), /preprocessed\.pkl \(image directory .*\): 1 of 7 listed images are missing, e\.g\. .*y2\.JPEG/);
 });
 
 test('class-name files: ImageNet folder layout, one name per line, cat_to_name.json', async () => {
