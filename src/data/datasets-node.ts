@@ -55,7 +55,7 @@ async function requireDir(path: string, what: string): Promise<void> {
 
 /**
  * Dassl's listdir_nohidden: entry names in os.listdir (readdir) order, names starting with "."
- * left out. `withTypes` also says which entries are directories.
+ * left out.
  */
 export async function listDirPythonOrder(dir: string): Promise<string[]> {
   return (await listDirEntries(dir)).map((e) => e.name);
