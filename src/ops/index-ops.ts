@@ -1,0 +1,253 @@
+// Index ops: indexSelect, gatherRows (CLIP's text pooling at the EOT token), embedding, scatterAdd and
+// the id check for CLIs. Forward is a row gather (shaders/gather.wgsl); every backward is the same
+// deterministic scatter-add (shaders/gather_link.wgsl then shaders/scatter_add.wgsl): no float
+// atomics, each destination element summed by one invocation in ascending index-position order.
+//
+// Out-of-range indices (< 0 or >= the indexed dim) cannot be checked without a readback: the gather
+// writes zeros for them (no clamping) and the scatter ignores them (no gradient). `checkIds` reads the
+// ids back and throws, for CLIs that want the error.
+import { GpuError, shaderSource, type Gpu, type Kernel } from '../gpu/index.js';
+import { Uniforms } from '../gpu/uniforms.js';
+import { record } from '../autograd/tape.js';
+import { empty, shapeSize, shapeStr, zeros, type Shape, type Tensor } from '../tensor/tensor.js';
+import { normAxis } from './shape.js';
+import { checkBindable, checkWords, partition, type Window } from './window.js';
+
+const WG = 64;
+
+/**
+ * x viewed as [outer, n, inner], gathered/scattered rows [outer, m, inner]; the index of row (a, k) is
+ * idx[k] (shared list) or idx[a * m + k] (perOuter: one list per outer row).
+ */
+interface Geom {
+  outer: number;
+  n: number;
+  m: number;
+  inner: number;
+  perOuter: boolean;
+}
+
+function kernel(gpu: Gpu, name: 'gather' | 'gather_link' | 'scatter_add'): Kernel {
+  const bindings = {
+    gather: ['read', 'read', 'rw'],
+    gather_link: ['read', 'rw'],
+    scatter_add: ['read', 'read', 'read', 'rw'],
+  } as const;
+  return gpu.kernel(name, () => ({ label: name, code: shaderSource(name), bindings: bindings[name], uniform: true }));
+}
+
+function checkIndex(op: string, idx: Tensor, x: Tensor): void {
+  idx.assertAlive(op);
+  if (idx.dtype !== 'i32') throw new GpuError(`${op}: indices ${idx.describe()} must be i32`);
+  if (idx.gpu !== x.gpu) throw new GpuError(`${op}: indices ${idx.describe()} are on another device than ${x.describe()}`);
+  checkBindable(op, idx);
+}
+
+/** out[a, k, :] = x[a, idx(a, k), :] (zeros for out-of-range indices); X and out may be windowed. */
+function gatherInto(op: string, x: Tensor, idx: Tensor, g: Geom, out: Tensor): void {
+  const gpu = x.gpu;
+  const total = g.outer * g.m * g.inner;
+  if (total === 0) return;
+  const xWins = partition(x);
+  for (const ow of partition(out)) {
+    const count = Math.min(ow.len, total - ow.base);
+    if (count <= 0) continue;
+    xWins.forEach((xw, wi) => {
+      const u = new Uniforms()
+        .u32(count, ow.base, g.inner, g.m)
+        .u32(g.n, g.perOuter ? g.m : 0, wi === 0 ? 1 : 0, 0)
+        .u32(xw.base, xw.len, 0, 0);
+      gpu.dispatch({
+        kernel: kernel(gpu, 'gather'),
+        buffers: [xw.binding, { buffer: idx.buffer, offset: 0, size: idx.storage.bytes }, ow.binding],
+        uniforms: u.done(),
+        workgroups: gpu.grid(Math.ceil(count / WG)),
+        label: `${op} ${x.describe()} idx ${shapeStr(idx.shape)}`,
+      });
+    });
+  }
+}
+
+/**
+ * dst[a, idx(a, k), :] += src[a, k, :] for every (a, k), deterministically: pass 1 links equal indices
+ * (O(m) per position, O(idx.size * m) in all, with early exit), pass 2 has the first position of each
+ * distinct index sum its chain in ascending position order (O(outer * m * inner) reads in all). dst
+ * (e.g. a dense [V, D] embedding gradient) and src may be windowed.
+ */
+function scatterAddInto(op: string, dst: Tensor, idx: Tensor, g: Geom, src: Tensor): void {
+  const gpu = dst.gpu;
+  const total = g.outer * g.m * g.inner;
+  if (total === 0) return;
+  const idxBind = { buffer: idx.buffer, offset: 0, size: idx.storage.bytes };
+  let link: Tensor | null = null;
+  if (g.m > 1) {
+    link = empty([idx.size], 'u32', gpu, `${op} links`);
+    gpu.dispatch({
+      kernel: kernel(gpu, 'gather_link'),
+      buffers: [idxBind, { buffer: link.buffer, offset: 0, size: link.storage.bytes }],
+      uniforms: new Uniforms().u32(idx.size, g.perOuter ? g.m : idx.size, g.n, 0).done(),
+      workgroups: gpu.grid(Math.ceil(idx.size / WG)),
+      label: `${op} link ${idx.describe()}`,
+    });
+  }
+  const linkBind = link ? { buffer: link.buffer, offset: 0, size: link.storage.bytes } : idxBind;
+  const srcWins: Window[] = partition(src);
+  for (const dw of partition(dst)) {
+    // Ascending source windows: each dispatch resumes the running sums the previous one stored.
+    for (const sw of srcWins) {
+      const u = new Uniforms()
+        .u32(total, g.inner, g.m, g.n)
+        .u32(g.perOuter ? g.m : 0, link ? 1 : 0, 0, 0)
+        .u32(dw.base, dw.len, sw.base, sw.len);
+      gpu.dispatch({
+        kernel: kernel(gpu, 'scatter_add'),
+        buffers: [sw.binding, idxBind, linkBind, dw.binding],
+        uniforms: u.done(),
+        workgroups: gpu.grid(Math.ceil(total / WG)),
+        label: `${op} ${src.describe()} into ${dst.describe()}`,
+      });
+    }
+  }
+  link?.dispose();
+}
+
+function sameShape(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function geomAt(shape: Shape, ax: number, m: number): Geom {
+  return { outer: shapeSize(shape.slice(0, ax)), n: shape[ax]!, m, inner: shapeSize(shape.slice(ax + 1)), perOuter: false };
+}
+
+/**
+ * Picks entries of x along `axis` by a 1-D i32 index list (repeats allowed): out has x's shape with
+ * that dim replaced by idx.size. Backward: deterministic scatter-add into zeros.
+ */
+export function indexSelect(x: Tensor, axis: number, idx: Tensor): Tensor {
+  checkWords('indexSelect', x);
+  checkIndex('indexSelect', idx, x);
+  const ax = normAxis('indexSelect', x, axis);
+  if (idx.rank !== 1) throw new GpuError(`indexSelect: indices ${idx.describe()} must be 1-D`);
+  const g = geomAt(x.shape, ax, idx.size);
+  const y = empty(x.shape.map((d, i) => (i === ax ? idx.size : d)), x.dtype, x.gpu, 'indexSelect');
+  gatherInto('indexSelect', x, idx, g, y);
+  const xShape = x.shape;
+  return record(y, 'indexSelect', [x, idx], (_needs, ctx) => {
+    const si = ctx.save(idx);
+    return (gy) => {
+      const dx = zeros(xShape, 'f32', gy.gpu);
+      scatterAddInto('indexSelect backward', dx, si, g, gy);
+      return [dx, null];
+    };
+  });
+}
+
+/**
+ * One row per sequence: x [B, T, ...rest], idx i32 [B] -> [B, ...rest], out[b] = x[b, idx[b]] (CLIP's
+ * text pooling at the EOT position). Backward writes each gradient row into zeros.
+ */
+export function gatherRows(x: Tensor, idx: Tensor): Tensor {
+  checkWords('gatherRows', x);
+  checkIndex('gatherRows', idx, x);
+  if (x.rank < 2) throw new GpuError(`gatherRows: ${x.describe()} must be [B, T, ...]`);
+  const B = x.shape[0]!;
+  if (idx.rank !== 1 || idx.size !== B) throw new GpuError(`gatherRows: indices ${idx.describe()} must be [${B}] for ${x.describe()}`);
+  const rest = x.shape.slice(2);
+  const g: Geom = { outer: B, n: x.shape[1]!, m: 1, inner: shapeSize(rest), perOuter: true };
+  const y = empty([B, ...rest], x.dtype, x.gpu, 'gatherRows');
+  gatherInto('gatherRows', x, idx, g, y);
+  const xShape = x.shape;
+  return record(y, 'gatherRows', [x, idx], (_needs, ctx) => {
+    const si = ctx.save(idx);
+    return (gy) => {
+      const dx = zeros(xShape, 'f32', gy.gpu);
+      scatterAddInto('gatherRows backward', dx, si, g, gy);
+      return [dx, null];
+    };
+  });
+}
+
+/**
+ * Token embedding: weight [V, D], ids i32 of any shape -> [...ids.shape, D]. dW is a dense [V, D]
+ * tensor (bound in windows when over the binding limit) filled by the deterministic scatter-add:
+ * a clear of V*D words plus O(N^2) link work and O(N*D) adds for N = ids.size (N = batch x 77 here).
+ */
+export function embedding(weight: Tensor, ids: Tensor): Tensor {
+  checkWords('embedding', weight);
+  checkIndex('embedding', ids, weight);
+  if (weight.rank !== 2) throw new GpuError(`embedding: weight ${weight.describe()} must be [V, D]`);
+  const [V, D] = weight.shape as [number, number];
+  const g: Geom = { outer: 1, n: V, m: ids.size, inner: D, perOuter: false };
+  const y = empty([...ids.shape, D], weight.dtype, weight.gpu, 'embedding');
+  gatherInto('embedding', weight, ids, g, y);
+  return record(y, 'embedding', [weight, ids], (_needs, ctx) => {
+    const si = ctx.save(ids);
+    return (gy) => {
+      const dw = zeros([V, D], 'f32', gy.gpu);
+      scatterAddInto('embedding backward', dw, si, g, gy);
+      return [dw, null];
+    };
+  });
+}
+
+/**
+ * out = base with src added at the positions idx along `axis` (repeats accumulate, in index order):
+ * out[.., idx[k], ..] += src[.., k, ..]. `base` may be a shape (zeros). src has base's shape with the
+ * axis dim replaced by idx.size. Backward: base gets the gradient, src gets indexSelect of it.
+ */
+export function scatterAdd(base: Tensor | Shape, axis: number, idx: Tensor, src: Tensor): Tensor {
+  const op = 'scatterAdd';
+  src.assertAlive(op);
+  if (src.dtype !== 'f32') throw new GpuError(`${op}: ${src.describe()} must be f32`);
+  const baseT = Array.isArray(base) ? null : (base as Tensor);
+  const shape: Shape = baseT ? baseT.shape : (base as Shape);
+  if (baseT) {
+    baseT.assertAlive(op);
+    if (baseT.dtype !== 'f32') throw new GpuError(`${op}: base ${baseT.describe()} must be f32`);
+    if (baseT.gpu !== src.gpu) throw new GpuError(`${op}: base ${baseT.describe()} is on another device than ${src.describe()}`);
+  }
+  checkIndex(op, idx, src);
+  if (idx.rank !== 1) throw new GpuError(`${op}: indices ${idx.describe()} must be 1-D`);
+  const r = shape.length;
+  if (!Number.isInteger(axis) || axis < -r || axis >= r) throw new GpuError(`${op}: axis ${axis} out of range for shape ${shapeStr(shape)}`);
+  const ax = axis < 0 ? axis + r : axis;
+  const want = shape.map((d, i) => (i === ax ? idx.size : d));
+  if (!sameShape(src.shape, want)) throw new GpuError(`${op}: ${src.describe()} must be ${shapeStr(want)} for base ${shapeStr(shape)}, axis ${ax} and ${idx.describe()}`);
+  const out = empty(shape, 'f32', src.gpu, op);
+  if (baseT) src.gpu.copy(baseT.buffer, 0, out.buffer, 0, out.storage.bytes, `${op} base ${baseT.describe()}`);
+  else src.gpu.clear(out.buffer, 0, out.storage.bytes, `${op} zeros ${shapeStr(shape)}`);
+  const g = geomAt(shape, ax, idx.size);
+  scatterAddInto(op, out, idx, g, src);
+  const inputs = baseT ? [baseT, idx, src] : [idx, src];
+  return record(out, op, inputs, (needs, ctx) => {
+    const needSrc = needs[inputs.length - 1]!;
+    const si = needSrc ? ctx.save(idx) : null;
+    return (gy) => {
+      let gs: Tensor | null = null;
+      if (si) {
+        gs = empty(want, 'f32', gy.gpu, `${op} backward`);
+        gatherInto(`${op} backward`, gy, si, g, gs);
+      }
+      return baseT ? [needs[0] ? gy.share() : null, null, gs] : [null, gs];
+    };
+  });
+}
+
+/** Reads ids back and throws if any lies outside [0, V) (for CLIs; the kernels themselves write zeros). */
+export async function checkIds(ids: Tensor, V: number): Promise<void> {
+  ids.assertAlive('checkIds');
+  if (ids.dtype !== 'i32') throw new GpuError(`checkIds: ${ids.describe()} must be i32`);
+  const host = (await ids.read()) as Int32Array;
+  for (let i = 0; i < host.length; i++) {
+    const v = host[i]!;
+    if (v < 0 || v >= V) {
+      const coords: number[] = [];
+      let rem = i;
+      for (let d = ids.rank - 1; d >= 0; d--) {
+        coords.unshift(rem % ids.shape[d]!);
+        rem = Math.floor(rem / ids.shape[d]!);
+      }
+      throw new GpuError(`checkIds: ${ids.describe()} holds ${v} at [${coords.join(',')}], outside [0, ${V})`);
+    }
+  }
+}
