@@ -1,4 +1,4 @@
-// Strided copy of 32-bit words, the one kernel behind permute, slice, concat, patchify and their
+// Strided copy of 32-bit words, the one kernel (one pipeline per rank) behind permute, slice, concat, patchify and their
 // backwards. Invocation i visits linear index l = l0 + i of an iteration space (rank <= 6, row-major);
 // its coordinates c give the source element s_off + sum c*ss and the destination d_off + sum c*ds.
 // Both are global element indices; the buffers are bound as windows [s_base, s_base + s_len) and
@@ -13,11 +13,11 @@ struct Params {
   ss: array<vec4<u32>, 2>,
   ds: array<vec4<u32>, 2>,
 }
-@group(0) @binding(0) var<storage, read> X: array<u32>;
-@group(0) @binding(1) var<storage, read_write> O: array<u32>;
+// WORD is u32, or vec4<u32> when the innermost dim is contiguous on both sides and everything is a
+// multiple of 4 words (then all indices, offsets and windows are in units of 4 words).
+@group(0) @binding(0) var<storage, read> X: array<{{WORD}}>;
+@group(0) @binding(1) var<storage, read_write> O: array<{{WORD}}>;
 @group(0) @binding(2) var<uniform> u: Params;
-
-fn at(v: array<vec4<u32>, 2>, i: u32) -> u32 { return v[i / 4u][i % 4u]; }
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -26,13 +26,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   var rem = u.l0 + i;
   var s = u.s_off;
   var d = u.d_off;
-  for (var k = i32(u.rank) - 1; k >= 0; k--) {
-    let e = at(u.shape, u32(k));
-    let c = rem % e;
-    rem = rem / e;
-    s += c * at(u.ss, u32(k));
-    d += c * at(u.ds, u32(k));
-  }
+  var c = 0u;
+  // Coordinates from the innermost dim out, unrolled for this kernel's rank (constant indices into
+  // the uniform arrays: a loop with dynamic indices is several times slower on llvmpipe).
+{{DECODE}}
   let sl = s - u.s_base;
   let dl = d - u.d_base;
   if (sl >= u.s_len || dl >= u.d_len) { return; }

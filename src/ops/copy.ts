@@ -26,8 +26,36 @@ export function stridesOf(shape: Shape): number[] {
   return s;
 }
 
-function copyKernel(gpu: Gpu): Kernel {
-  return gpu.kernel('shape_copy', () => ({ label: 'shape_copy', code: shaderSource('shape_copy'), bindings: ['read', 'rw'], uniform: true }));
+/**
+ * Which copy kernel runs: 'auto' takes the vec4 kernel whenever a copy allows it, 'scalar' never
+ * does (tests run every copy both ways).
+ */
+export type CopyVariant = 'auto' | 'scalar';
+let variant: CopyVariant = 'auto';
+/** Copy dispatches per kernel variant (tests check that each variant really ran). */
+export const copyStats = { scalar: 0, vec4: 0 };
+export function setCopyVariant(v: CopyVariant): CopyVariant {
+  const prev = variant;
+  variant = v;
+  return prev;
+}
+
+function copyKernel(gpu: Gpu, rank: number, vec4: boolean): Kernel {
+  return gpu.kernel(`shape_copy:${rank}:${vec4 ? 4 : 1}`, () => {
+    const lines: string[] = [];
+    for (let k = rank - 1; k >= 0; k--) {
+      const at = (v: string) => `u.${v}[${k >> 2}].${'xyzw'[k & 3]}`;
+      // The outermost coordinate is what remains (l < n <= product of the dims).
+      lines.push(k > 0 ? `  c = rem % ${at('shape')}; rem = rem / ${at('shape')};` : '  c = rem;');
+      lines.push(`  s += c * ${at('ss')}; d += c * ${at('ds')};`);
+    }
+    return {
+      label: `shape_copy rank ${rank}${vec4 ? ' vec4' : ''}`,
+      code: shaderSource('shape_copy', { DECODE: lines.join('\n'), WORD: vec4 ? 'vec4<u32>' : 'u32' }),
+      bindings: ['read', 'rw'],
+      uniform: true,
+    };
+  });
 }
 
 /** Drops size-1 dims and merges neighbours that are contiguous in both views (fewer div/mods per element). */
@@ -87,21 +115,44 @@ export function stridedCopy(label: string, shape: readonly number[], src: View, 
     gpu.copy(src.t.buffer, src.offset * 4, dst.t.buffer, dst.offset * 4, n * 4, label);
     return;
   }
+  // vec4 kernel: a quarter of the invocations and index arithmetic. All planning below is in units
+  // of `w` words; windows are computed in words (their offsets are 16-byte aligned, see window.ts).
+  const last = c.shape.length - 1;
+  const w =
+    variant === 'auto' &&
+    c.ss[last] === 1 &&
+    c.ds[last] === 1 &&
+    c.shape[last]! % 4 === 0 &&
+    src.offset % 4 === 0 &&
+    dst.offset % 4 === 0 &&
+    c.ss.every((v, i) => i === last || v % 4 === 0) &&
+    c.ds.every((v, i) => i === last || v % 4 === 0)
+      ? 4
+      : 1;
+  const u = {
+    shape: c.shape.map((v, i) => (i === last ? v / w : v)),
+    ss: c.ss.map((v, i) => (i === last ? v : v / w)),
+    ds: c.ds.map((v, i) => (i === last ? v : v / w)),
+  };
+  const sOff = src.offset / w;
+  const dOff = dst.offset / w;
+  const nu = n / w;
   const sw = needsWindows(src.t);
   const dw = needsWindows(dst.t);
-  const sMono = sw && isMonotone(c.shape, c.ss);
-  const dMono = dw && isMonotone(c.shape, c.ds);
-  const sAt = (l: number) => elementAt(l, c.shape, c.ss, src.offset);
-  const dAt = (l: number) => elementAt(l, c.shape, c.ds, dst.offset);
+  const sMono = sw && isMonotone(u.shape, u.ss);
+  const dMono = dw && isMonotone(u.shape, u.ds);
+  // First word of unit l, and one past the last word of unit l.
+  const sAt = (l: number) => w * elementAt(l, u.shape, u.ss, sOff);
+  const dAt = (l: number) => w * elementAt(l, u.shape, u.ds, dOff);
   // Largest chunk end such that the monotone windowed sides still fit one binding.
   const fits = (l0: number, l1: number) =>
-    (!sMono || fitsWindow(gpu, sAt(l0), sAt(l1 - 1) + 1)) && (!dMono || fitsWindow(gpu, dAt(l0), dAt(l1 - 1) + 1));
+    (!sMono || fitsWindow(gpu, sAt(l0), sAt(l1 - 1) + w)) && (!dMono || fitsWindow(gpu, dAt(l0), dAt(l1 - 1) + w));
   let l0 = 0;
-  while (l0 < n) {
-    let l1 = n;
+  while (l0 < nu) {
+    let l1 = nu;
     if (!fits(l0, l1)) {
       let lo = l0 + 1;
-      let hi = n;
+      let hi = nu;
       while (lo < hi) {
         const mid = Math.ceil((lo + hi) / 2);
         if (fits(l0, mid)) lo = mid;
@@ -109,9 +160,9 @@ export function stridedCopy(label: string, shape: readonly number[], src: View, 
       }
       l1 = lo;
     }
-    const sWins: Window[] = !sw ? [whole(src.t)] : sMono ? [windowAt(src.t, sAt(l0), sAt(l1 - 1) + 1, label)] : partition(src.t);
-    const dWins: Window[] = !dw ? [whole(dst.t)] : dMono ? [windowAt(dst.t, dAt(l0), dAt(l1 - 1) + 1, label)] : partition(dst.t);
-    for (const s of sWins) for (const d of dWins) dispatchCopy(gpu, label, c, l0, l1 - l0, src.offset, s, dst.offset, d);
+    const sWins: Window[] = !sw ? [whole(src.t)] : sMono ? [windowAt(src.t, sAt(l0), sAt(l1 - 1) + w, label)] : partition(src.t);
+    const dWins: Window[] = !dw ? [whole(dst.t)] : dMono ? [windowAt(dst.t, dAt(l0), dAt(l1 - 1) + w, label)] : partition(dst.t);
+    for (const s of sWins) for (const d of dWins) dispatchCopy(gpu, label, u, w, l0, l1 - l0, sOff, s, dOff, d);
     l0 = l1;
   }
 }
@@ -120,6 +171,7 @@ function dispatchCopy(
   gpu: Gpu,
   label: string,
   c: { shape: number[]; ss: number[]; ds: number[] },
+  w: number,
   l0: number,
   count: number,
   sOff: number,
@@ -129,16 +181,17 @@ function dispatchCopy(
 ): void {
   const u = new Uniforms()
     .u32(count, c.shape.length, l0, 0)
-    .u32(sOff, s.base, s.len, 0)
-    .u32(dOff, d.base, d.len, 0)
+    .u32(sOff, s.base / w, Math.floor(s.len / w), 0)
+    .u32(dOff, d.base / w, Math.floor(d.len / w), 0)
     .vec4u(c.shape, 2)
     .vec4u(c.ss, 2)
     .vec4u(c.ds, 2);
+  copyStats[w === 4 ? 'vec4' : 'scalar']++;
   gpu.dispatch({
-    kernel: copyKernel(gpu),
+    kernel: copyKernel(gpu, c.shape.length, w === 4),
     buffers: [s.binding, d.binding],
     uniforms: u.done(),
     workgroups: gpu.grid(Math.ceil(count / WG)),
-    label: `${label} ${shapeStr(c.shape)}`,
+    label: `${label} ${shapeStr(c.shape)}${w === 4 ? ' vec4' : ''}`,
   });
 }

@@ -22,9 +22,9 @@ export function checkWords(op: string, ...ts: Tensor[]): void {
   }
 }
 
-/** Byte alignment of window offsets (a multiple of 4, the element size). */
+/** Byte alignment of window offsets: at least 16, so windows also start on whole vec4s. */
 function offsetAlign(gpu: Gpu): number {
-  return Math.max(4, gpu.limits.minStorageBufferOffsetAlignment);
+  return Math.max(16, gpu.limits.minStorageBufferOffsetAlignment);
 }
 
 /** Elements per window when a tensor is cut into consecutive windows: aligned, and fits one binding. */

@@ -12,6 +12,7 @@ import { tensor, tidy, type Tensor } from '../../src/tensor/tensor.js';
 import { clearTape } from '../../src/autograd/tape.js';
 import * as ref from '../ref/core.js';
 import { randArray, rng, relErr } from '../helpers/parity.js';
+import { setCopyVariant, type CopyVariant } from '../../src/ops/copy.js';
 
 const LIMIT = 1 << 16;
 let small: Gpu;
@@ -75,6 +76,26 @@ test.before(async () => {
 });
 
 test.after(() => small.destroy());
+
+for (const v of ['auto', 'scalar'] as CopyVariant[]) {
+  test(`vec4-eligible copies, windowed [${v}]`, async () => {
+    const prev = setCopyVariant(v);
+    try {
+      const x = { data: f32(300 * 96, 21), shape: [300, 96] }; // 115 KB
+      const [y] = await onBoth([x], (t) => sh.slice(t, 1, 4, 68), 'slice vec4');
+      assert.is(relErr(y!, ref.slice(ref.R.from(x.data, x.shape), 1, 4, 68).data), 0);
+      const p = { data: f32(3 * 128 * 68, 22), shape: [3, 128, 68] };
+      const [z] = await onBoth([p], (t) => sh.permute(t, [1, 0, 2]), 'permute vec4');
+      assert.is(relErr(z!, ref.permute(ref.R.from(p.data, p.shape), [1, 0, 2]).data), 0);
+      const a = { data: f32(200 * 48, 23), shape: [200, 48] };
+      const b = { data: f32(200 * 52, 24), shape: [200, 52] };
+      await onBoth([a, b], (q, r) => sh.concat([q, r], 1), 'concat vec4');
+      await onBoth([{ data: f32(2 * 3 * 64 * 64, 25), shape: [2, 3, 64, 64] }], (t) => sh.patchify(t, 16), 'patchify vec4');
+    } finally {
+      setCopyVariant(prev);
+    }
+  });
+}
 
 test('slice (both axes) and its backward', async () => {
   const x = { data: f32(300 * 97, 1), shape: [300, 97] }; // 116 KB

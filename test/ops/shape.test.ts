@@ -7,6 +7,23 @@ import { checkOp, randArray } from '../helpers/parity.js';
 import { tensor } from '../../src/tensor/tensor.js';
 import { getGpu } from '../../src/gpu/index.js';
 import { noGrad } from '../../src/autograd/tape.js';
+import { copyStats, setCopyVariant, type CopyVariant } from '../../src/ops/copy.js';
+
+/** Registers a test once per copy-kernel variant (auto takes vec4 where a copy allows it). */
+function both(name: string, fn: () => Promise<void>): void {
+  for (const v of ['auto', 'scalar'] as CopyVariant[]) {
+    test(`${name} [${v}]`, async () => {
+      const prev = setCopyVariant(v);
+      const vec0 = copyStats.vec4;
+      try {
+        await fn();
+      } finally {
+        setCopyVariant(prev);
+      }
+      if (v === 'scalar') assert.is(copyStats.vec4, vec0, 'scalar variant forced but vec4 ran');
+    });
+  }
+}
 
 const P = (s: readonly number[]) => JSON.stringify(s);
 
@@ -47,22 +64,24 @@ const perms: [number[], number[]][] = [
   [[2, 3, 2, 5, 3], [4, 2, 0, 3, 1]],
   [[2, 3, 2, 1, 3, 2], [5, 4, 3, 2, 1, 0]],
   [[3, 2, 5, 7], [0, 2, 1, 3]],
+  [[2, 3, 5, 8], [1, 0, 2, 3]],
+  [[2, 7, 4, 16], [0, 2, 1, 3]],
 ];
 
-test('permute forward and backward, ranks 1 to 6', async () => {
+both('permute forward and backward, ranks 1 to 6', async () => {
   for (const [shape, perm] of perms) {
     await checkOp({ name: `permute ${P(shape)} ${P(perm)}`, inputs: [{ shape }], gpu: (a) => ops.permute(a, perm), ref: (a) => ref.permute(a, perm) });
   }
   await checkOp({ name: 'permute negative axes', inputs: [{ shape: [3, 4, 5] }], gpu: (a) => ops.permute(a, [-1, 0, -2]), ref: (a) => ref.permute(a, [2, 0, 1]) });
 });
 
-test('transpose defaults to the last two dims; explicit dims', async () => {
+both('transpose defaults to the last two dims; explicit dims', async () => {
   await checkOp({ name: 'transpose [4,7,3]', inputs: [{ shape: [4, 7, 3] }], gpu: (a) => ops.transpose(a), ref: ref.transpose });
   await checkOp({ name: 'transpose(0, 2) [4,7,3]', inputs: [{ shape: [4, 7, 3] }], gpu: (a) => ops.transpose(a, 0, 2), ref: (a) => ref.permute(a, [2, 1, 0]) });
   await checkOp({ name: 'transpose [1,31]', inputs: [{ shape: [1, 31] }], gpu: (a) => ops.transpose(a), ref: ref.transpose });
 });
 
-test('slice forward and backward (axes, negatives, size 1, full, empty)', async () => {
+both('slice forward and backward (axes, negatives, size 1, full, empty)', async () => {
   const cases: [number[], number, number, number | undefined][] = [
     [[10], 0, 3, 7],
     [[7, 13], 1, 2, 11],
@@ -72,6 +91,8 @@ test('slice forward and backward (axes, negatives, size 1, full, empty)', async 
     [[1, 1, 1], 2, 0, 1],
     [[2, 77, 5], 1, 0, 1],
     [[4, 6], 1, 3, 3],
+    [[3, 5, 12], 1, 1, 4],
+    [[3, 16], 1, 4, 12],
   ];
   for (const [shape, axis, s, e] of cases) {
     const ax = axis < 0 ? axis + shape.length : axis;
@@ -82,7 +103,7 @@ test('slice forward and backward (axes, negatives, size 1, full, empty)', async 
   }
 });
 
-test('concat forward and backward (axes, 1-3 parts, a frozen part)', async () => {
+both('concat forward and backward (axes, 1-3 parts, a frozen part)', async () => {
   await checkOp({ name: 'concat axis 0', inputs: [{ shape: [2, 3] }, { shape: [5, 3] }], gpu: (a, b) => ops.concat([a, b], 0), ref: (a, b) => ref.concat([a, b], 0) });
   await checkOp({
     name: 'concat axis 1 x3',
@@ -91,6 +112,7 @@ test('concat forward and backward (axes, 1-3 parts, a frozen part)', async () =>
     ref: (a, b, c) => ref.concat([a, b, c], 1),
   });
   await checkOp({ name: 'concat last axis', inputs: [{ shape: [4, 3] }, { shape: [4, 13] }], gpu: (a, b) => ops.concat([a, b], -1), ref: (a, b) => ref.concat([a, b], 1) });
+  await checkOp({ name: 'concat vec4 axis 1', inputs: [{ shape: [3, 1, 8] }, { shape: [3, 4, 8] }], gpu: (a, b) => ops.concat([a, b], 1), ref: (a, b) => ref.concat([a, b], 1) });
   await checkOp({ name: 'concat one part', inputs: [{ shape: [4, 3] }], gpu: (a) => ops.concat([a], 1), ref: (a) => ref.concat([a], 1) });
   // Prompt tuning: learned context rows between frozen prefix and suffix embeddings.
   await checkOp({
@@ -101,7 +123,7 @@ test('concat forward and backward (axes, 1-3 parts, a frozen part)', async () =>
   });
 });
 
-test('patchify forward and backward matches reshape+permute; conv column order', async () => {
+both('patchify forward and backward matches reshape+permute; conv column order', async () => {
   for (const [shape, p] of [
     [[2, 3, 8, 12], 4],
     [[1, 1, 5, 5], 5],
@@ -140,7 +162,7 @@ test('patchify forward and backward matches reshape+permute; conv column order',
   x.dispose();
 });
 
-test('integer tensors move bit-exactly', async () => {
+both('integer tensors move bit-exactly', async () => {
   const gpu = await getGpu();
   const v = Int32Array.from({ length: 60 }, (_, i) => (i * 7919) ^ -0x40000000);
   const x = tensor(v, [3, 4, 5], 'i32', gpu);
@@ -153,7 +175,18 @@ test('integer tensors move bit-exactly', async () => {
   for (const t of [x, y, z]) t.dispose();
 });
 
-test('more than 65535 workgroups in x (transpose of 4.7M elements)', async () => {
+test('the vec4 copy kernel runs where a copy allows it, the scalar one elsewhere', async () => {
+  const gpu = await getGpu();
+  const x = tensor(new Float32Array(2 * 7 * 4 * 16), [2, 7, 4, 16], 'f32', gpu);
+  const c0 = { ...copyStats };
+  const y = noGrad(() => ops.permute(x, [0, 2, 1, 3]));
+  assert.equal([copyStats.vec4 - c0.vec4, copyStats.scalar - c0.scalar], [1, 0]);
+  const z = noGrad(() => ops.transpose(x));
+  assert.equal([copyStats.vec4 - c0.vec4, copyStats.scalar - c0.scalar], [1, 1]);
+  for (const t of [x, y, z]) t.dispose();
+});
+
+both('more than 65535 workgroups in x (transpose of 4.7M elements)', async () => {
   // 3*1201*1301 = 4.69M elements > 64 * 65535: the grid splits over y.
   await checkOp({ name: 'transpose large', inputs: [{ shape: [3, 1201, 1301] }], gpu: (a) => ops.transpose(a), ref: ref.transpose, fdCoords: 3 });
 });
