@@ -4,16 +4,18 @@
 // D element has one writer and a fixed summation order (bit-identical run to run). D is bound as the
 // window [d_base, d_base + d_len) and G as [g_base, g_base + g_len); with several G windows the
 // dispatches run in ascending window order and each resumes from the partial sum stored in D, which
-// gives exactly the same additions, in the same order, as one unwindowed pass.
+// gives exactly the same additions, in the same order, as one unwindowed pass. VAL is f32, or
+// vec4<f32> when the row length is a multiple of 4 (inner and the windows then count vec4s; each lane
+// adds in the same order as the scalar kernel, so both give the same bits).
 struct Params {
   count: u32, inner: u32, m: u32, n: u32,
   idx_outer: u32, use_link: u32, _p0: u32, _p1: u32,
   d_base: u32, d_len: u32, g_base: u32, g_len: u32,
 }
-@group(0) @binding(0) var<storage, read> G: array<f32>;
+@group(0) @binding(0) var<storage, read> G: array<{{VAL}}>;
 @group(0) @binding(1) var<storage, read> I: array<i32>;
 @group(0) @binding(2) var<storage, read> Lk: array<u32>;
-@group(0) @binding(3) var<storage, read_write> D: array<f32>;
+@group(0) @binding(3) var<storage, read_write> D: array<{{VAL}}>;
 @group(0) @binding(4) var<uniform> u: Params;
 
 const NONE: u32 = 0x7fffffffu;

@@ -27,13 +27,16 @@ export function stridesOf(shape: Shape): number[] {
 }
 
 /**
- * Which copy kernel runs: 'auto' takes the vec4 kernel whenever a copy allows it, 'scalar' never
- * does (tests run every copy both ways).
+ * Which data-movement kernels run (copies here, gather and scatter-add in index-ops.ts): 'auto' takes
+ * the vec4 kernel whenever the layout allows it, 'scalar' never does (tests run every op both ways).
  */
 export type CopyVariant = 'auto' | 'scalar';
 let variant: CopyVariant = 'auto';
 /** Copy dispatches per kernel variant (tests check that each variant really ran). */
 export const copyStats = { scalar: 0, vec4: 0 };
+export function copyVariant(): CopyVariant {
+  return variant;
+}
 export function setCopyVariant(v: CopyVariant): CopyVariant {
   const prev = variant;
   variant = v;

@@ -11,6 +11,7 @@ import { Uniforms } from '../gpu/uniforms.js';
 import { record } from '../autograd/tape.js';
 import { empty, shapeSize, shapeStr, zeros, type Shape, type Tensor } from '../tensor/tensor.js';
 import { normAxis } from './shape.js';
+import { copyVariant } from './copy.js';
 import { checkBindable, checkWords, partition, type Window } from './window.js';
 
 const WG = 64;
@@ -27,13 +28,23 @@ interface Geom {
   perOuter: boolean;
 }
 
-function kernel(gpu: Gpu, name: 'gather' | 'gather_link' | 'scatter_add'): Kernel {
+function kernel(gpu: Gpu, name: 'gather' | 'gather_link' | 'scatter_add', vec4 = false): Kernel {
   const bindings = {
     gather: ['read', 'read', 'rw'],
     gather_link: ['read', 'rw'],
     scatter_add: ['read', 'read', 'read', 'rw'],
   } as const;
-  return gpu.kernel(name, () => ({ label: name, code: shaderSource(name), bindings: bindings[name], uniform: true }));
+  return gpu.kernel(`${name}:${vec4 ? 4 : 1}`, () => ({
+    label: `${name}${vec4 ? ' vec4' : ''}`,
+    code: shaderSource(name, { WORD: vec4 ? 'vec4<u32>' : 'u32', VAL: vec4 ? 'vec4<f32>' : 'f32' }),
+    bindings: bindings[name],
+    uniform: true,
+  }));
+}
+
+/** Words per kernel element: 4 (vec4 kernels) when rows are whole vec4s, unless tests force scalar. */
+function unitOf(g: Geom): number {
+  return copyVariant() === 'auto' && g.inner % 4 === 0 ? 4 : 1;
 }
 
 function checkIndex(op: string, idx: Tensor, x: Tensor): void {
@@ -46,19 +57,21 @@ function checkIndex(op: string, idx: Tensor, x: Tensor): void {
 /** out[a, k, :] = x[a, idx(a, k), :] (zeros for out-of-range indices); X and out may be windowed. */
 function gatherInto(op: string, x: Tensor, idx: Tensor, g: Geom, out: Tensor): void {
   const gpu = x.gpu;
-  const total = g.outer * g.m * g.inner;
+  const w = unitOf(g);
+  const total = (g.outer * g.m * g.inner) / w;
   if (total === 0) return;
   const xWins = partition(x);
   for (const ow of partition(out)) {
-    const count = Math.min(ow.len, total - ow.base);
+    // Window bases are 16-byte aligned (window.ts), so whole vec4s.
+    const count = Math.min(Math.floor(ow.len / w), total - ow.base / w);
     if (count <= 0) continue;
     xWins.forEach((xw, wi) => {
       const u = new Uniforms()
-        .u32(count, ow.base, g.inner, g.m)
+        .u32(count, ow.base / w, g.inner / w, g.m)
         .u32(g.n, g.perOuter ? g.m : 0, wi === 0 ? 1 : 0, 0)
-        .u32(xw.base, xw.len, 0, 0);
+        .u32(xw.base / w, Math.floor(xw.len / w), 0, 0);
       gpu.dispatch({
-        kernel: kernel(gpu, 'gather'),
+        kernel: kernel(gpu, 'gather', w === 4),
         buffers: [xw.binding, { buffer: idx.buffer, offset: 0, size: idx.storage.bytes }, ow.binding],
         uniforms: u.done(),
         workgroups: gpu.grid(Math.ceil(count / WG)),
@@ -91,19 +104,20 @@ function scatterAddInto(op: string, dst: Tensor, idx: Tensor, g: Geom, src: Tens
     });
   }
   const linkBind = link ? { buffer: link.buffer, offset: 0, size: link.storage.bytes } : idxBind;
+  const w = unitOf(g);
   const srcWins: Window[] = partition(src);
   for (const dw of partition(dst)) {
     // Ascending source windows: each dispatch resumes the running sums the previous one stored.
     for (const sw of srcWins) {
       const u = new Uniforms()
-        .u32(total, g.inner, g.m, g.n)
+        .u32(total / w, g.inner / w, g.m, g.n)
         .u32(g.perOuter ? g.m : 0, link ? 1 : 0, 0, 0)
-        .u32(dw.base, dw.len, sw.base, sw.len);
+        .u32(dw.base / w, Math.floor(dw.len / w), sw.base / w, Math.floor(sw.len / w));
       gpu.dispatch({
-        kernel: kernel(gpu, 'scatter_add'),
+        kernel: kernel(gpu, 'scatter_add', w === 4),
         buffers: [sw.binding, idxBind, linkBind, dw.binding],
         uniforms: u.done(),
-        workgroups: gpu.grid(Math.ceil(total / WG)),
+        workgroups: gpu.grid(Math.ceil(total / w / WG)),
         label: `${op} ${src.describe()} into ${dst.describe()}`,
       });
     }

@@ -69,6 +69,20 @@ async function onBoth(inputs: Input[], fn: (...xs: Tensor[]) => Tensor, what: st
   return a;
 }
 
+/** Registers a test once per data-movement kernel variant (auto takes vec4 kernels where allowed). */
+function both(name: string, fn: () => Promise<void>): void {
+  for (const v of ['auto', 'scalar'] as CopyVariant[]) {
+    test(`${name} [${v}]`, async () => {
+      const prev = setCopyVariant(v);
+      try {
+        await fn();
+      } finally {
+        setCopyVariant(prev);
+      }
+    });
+  }
+}
+
 test.before(async () => {
   big = await getGpu();
   small = await createGpu({ limitOverrides: { maxStorageBufferBindingSize: LIMIT, minStorageBufferOffsetAlignment: 256 } });
@@ -77,27 +91,20 @@ test.before(async () => {
 
 test.after(() => small.destroy());
 
-for (const v of ['auto', 'scalar'] as CopyVariant[]) {
-  test(`vec4-eligible copies, windowed [${v}]`, async () => {
-    const prev = setCopyVariant(v);
-    try {
-      const x = { data: f32(300 * 96, 21), shape: [300, 96] }; // 115 KB
-      const [y] = await onBoth([x], (t) => sh.slice(t, 1, 4, 68), 'slice vec4');
-      assert.is(relErr(y!, ref.slice(ref.R.from(x.data, x.shape), 1, 4, 68).data), 0);
-      const p = { data: f32(3 * 128 * 68, 22), shape: [3, 128, 68] };
-      const [z] = await onBoth([p], (t) => sh.permute(t, [1, 0, 2]), 'permute vec4');
-      assert.is(relErr(z!, ref.permute(ref.R.from(p.data, p.shape), [1, 0, 2]).data), 0);
-      const a = { data: f32(200 * 48, 23), shape: [200, 48] };
-      const b = { data: f32(200 * 52, 24), shape: [200, 52] };
-      await onBoth([a, b], (q, r) => sh.concat([q, r], 1), 'concat vec4');
-      await onBoth([{ data: f32(2 * 3 * 64 * 64, 25), shape: [2, 3, 64, 64] }], (t) => sh.patchify(t, 16), 'patchify vec4');
-    } finally {
-      setCopyVariant(prev);
-    }
-  });
-}
+both('vec4-eligible copies, windowed', async () => {
+  const x = { data: f32(300 * 96, 21), shape: [300, 96] }; // 115 KB
+  const [y] = await onBoth([x], (t) => sh.slice(t, 1, 4, 68), 'slice vec4');
+  assert.is(relErr(y!, ref.slice(ref.R.from(x.data, x.shape), 1, 4, 68).data), 0);
+  const p = { data: f32(3 * 128 * 68, 22), shape: [3, 128, 68] };
+  const [z] = await onBoth([p], (t) => sh.permute(t, [1, 0, 2]), 'permute vec4');
+  assert.is(relErr(z!, ref.permute(ref.R.from(p.data, p.shape), [1, 0, 2]).data), 0);
+  const a = { data: f32(200 * 48, 23), shape: [200, 48] };
+  const b = { data: f32(200 * 52, 24), shape: [200, 52] };
+  await onBoth([a, b], (q, r) => sh.concat([q, r], 1), 'concat vec4');
+  await onBoth([{ data: f32(2 * 3 * 64 * 64, 25), shape: [2, 3, 64, 64] }], (t) => sh.patchify(t, 16), 'patchify vec4');
+});
 
-test('slice (both axes) and its backward', async () => {
+both('slice (both axes) and its backward', async () => {
   const x = { data: f32(300 * 97, 1), shape: [300, 97] }; // 116 KB
   const [y] = await onBoth([x], (t) => sh.slice(t, 1, 5, 90), 'slice axis 1');
   assert.ok(relErr(y!, ref.slice(ref.R.from(x.data, x.shape), 1, 5, 90).data) === 0);
@@ -105,7 +112,7 @@ test('slice (both axes) and its backward', async () => {
   await onBoth([x], (t) => sh.slice(t, 1, 96, 97), 'slice last column');
 });
 
-test('concat along both axes and its backward', async () => {
+both('concat along both axes and its backward', async () => {
   const a = { data: f32(200 * 97, 2), shape: [200, 97] };
   const b = { data: f32(100 * 97, 3), shape: [100, 97] };
   await onBoth([a, b], (p, q) => sh.concat([p, q], 0), 'concat axis 0', false);
@@ -114,7 +121,7 @@ test('concat along both axes and its backward', async () => {
   assert.is(relErr(y!, ref.concat([ref.R.from(a.data, a.shape), ref.R.from(c.data, c.shape)], 1).data), 0);
 });
 
-test('permute and patchify (non-monotone side bound window by window)', async () => {
+both('permute and patchify (non-monotone side bound window by window)', async () => {
   const x = { data: f32(3 * 131 * 67, 5), shape: [3, 131, 67] };
   const [y] = await onBoth([x], (t) => sh.permute(t, [2, 0, 1]), 'permute');
   assert.is(relErr(y!, ref.permute(ref.R.from(x.data, x.shape), [2, 0, 1]).data), 0);
@@ -122,17 +129,19 @@ test('permute and patchify (non-monotone side bound window by window)', async ()
   await onBoth([{ data: f32(2 * 3 * 64 * 64, 6), shape: [2, 3, 64, 64] }], (t) => sh.patchify(t, 8), 'patchify');
 });
 
-test('indexSelect, embedding (table, output and dW windowed), gatherRows, scatterAdd', async () => {
+both('indexSelect, embedding (table, output and dW windowed), gatherRows, scatterAdd', async () => {
   const x = { data: f32(600 * 40, 7), shape: [600, 40] };
   const idx = { data: ints(700, 600, 8), shape: [700] };
   const [y] = await onBoth([x, idx], (t, i) => ix.indexSelect(t, 0, i), 'indexSelect axis 0');
   assert.is(relErr(y!, ref.indexSelect(ref.R.from(x.data, x.shape), idx.data, 0).data), 0);
   await onBoth([x, { data: ints(90, 40, 9), shape: [90] }], (t, i) => ix.indexSelect(t, 1, i), 'indexSelect axis 1');
-  // 132 KB table, 700 ids with repeats across windows: output and its gradient are 92 KB, so the
-  // scatter runs over dW windows x gradient windows with running sums.
-  const w = { data: f32(1000 * 33, 10), shape: [1000, 33] };
-  const ids = ints(700, 1000, 11).map((v, i) => (i % 3 === 0 ? 999 : i % 5 === 0 ? 0 : v));
-  await onBoth([w, { data: ids, shape: [7, 100] }], ix.embedding, 'embedding');
+  // 132 KB tables, 700 ids with repeats across windows: output and its gradient are 92 KB, so the
+  // scatter runs over dW windows x gradient windows with running sums. D=32 rows are whole vec4s.
+  for (const D of [33, 32]) {
+    const w = { data: f32(1000 * D, 10 + D), shape: [1000, D] };
+    const ids = ints(700, 1000, 11).map((v, i) => (i % 3 === 0 ? 999 : i % 5 === 0 ? 0 : v));
+    await onBoth([w, { data: ids, shape: [7, 100] }], ix.embedding, `embedding D=${D}`);
+  }
   await onBoth([{ data: f32(40 * 77 * 16, 12), shape: [40, 77, 16] }, { data: ints(40, 77, 13), shape: [40] }], ix.gatherRows, 'gatherRows');
   await onBoth(
     [{ data: f32(500 * 40, 14), shape: [500, 40] }, { data: ints(450, 500, 15), shape: [450] }, { data: f32(450 * 40, 16), shape: [450, 40] }],
