@@ -42,6 +42,65 @@ function kernel(gpu: Gpu, name: 'gather' | 'gather_link' | 'scatter_add', vec4 =
   }));
 }
 
+/**
+ * How pass 1 links equal indices: 'scan' (each position scans its list: O(m) each, O(m^2) in all, one
+ * dispatch) or 'sort' (bitonic sort of (index, position): O(m log^2 m), ~log2(m)^2 / 2 dispatches).
+ * 'auto' scans up to SCAN_MAX positions. Both give the same table; tests force each.
+ */
+export type LinkMethod = 'auto' | 'scan' | 'sort';
+let linkMethod: LinkMethod = 'auto';
+const SCAN_MAX = 1024;
+export function setLinkMethod(m: LinkMethod): LinkMethod {
+  const prev = linkMethod;
+  linkMethod = m;
+  return prev;
+}
+
+/** The link table of pass 1 (u32 per index position: FIRST flag | next position with the same index). */
+function linkTable(op: string, idx: Tensor, g: Geom): Tensor {
+  const gpu = idx.gpu;
+  const m = idx.size;
+  const link = empty([m], 'u32', gpu, `${op} links`);
+  const bind = (t: Tensor) => ({ buffer: t.buffer, offset: 0, size: t.storage.bytes });
+  // One list per outer row (gatherRows-style) only ever has short lists: always scanned.
+  const sort = !g.perOuter && (linkMethod === 'sort' || (linkMethod === 'auto' && m > SCAN_MAX));
+  if (!sort) {
+    gpu.dispatch({
+      kernel: kernel(gpu, 'gather_link'),
+      buffers: [bind(idx), bind(link)],
+      uniforms: new Uniforms().u32(m, g.perOuter ? g.m : m, g.n, 0).done(),
+      workgroups: gpu.grid(Math.ceil(m / WG)),
+      label: `${op} link ${idx.describe()}`,
+    });
+    return link;
+  }
+  let slots = 1;
+  while (slots < m) slots *= 2;
+  const pairs = empty([slots, 2], 'u32', gpu, `${op} sort`);
+  checkBindable(op, pairs);
+  const sortKernel = (entry: string) =>
+    gpu.kernel(`gather_sort:${entry}`, () => ({
+      label: `gather_sort ${entry}`,
+      code: shaderSource('gather_sort'),
+      entry,
+      bindings: ['read', 'rw', 'rw'],
+      uniform: true,
+    }));
+  const run = (entry: string, invocations: number, k = 0, j = 0) =>
+    gpu.dispatch({
+      kernel: sortKernel(entry),
+      buffers: [bind(idx), bind(pairs), bind(link)],
+      uniforms: new Uniforms().u32(m, slots, k, j, g.n, 0, 0, 0).done(),
+      workgroups: gpu.grid(Math.ceil(invocations / WG)),
+      label: `${op} link (sort ${entry}) ${idx.describe()}`,
+    });
+  run('init', slots);
+  for (let k = 2; k <= slots; k *= 2) for (let j = k / 2; j >= 1; j /= 2) run('sort_step', slots / 2, k, j);
+  run('link', m);
+  pairs.dispose();
+  return link;
+}
+
 /** Words per kernel element: 4 (vec4 kernels) when rows are whole vec4s, unless tests force scalar. */
 function unitOf(g: Geom): number {
   return copyVariant() === 'auto' && g.inner % 4 === 0 ? 4 : 1;
@@ -83,26 +142,16 @@ function gatherInto(op: string, x: Tensor, idx: Tensor, g: Geom, out: Tensor): v
 
 /**
  * dst[a, idx(a, k), :] += src[a, k, :] for every (a, k), deterministically: pass 1 links equal indices
- * (O(m) per position, O(idx.size * m) in all, with early exit), pass 2 has the first position of each
- * distinct index sum its chain in ascending position order (O(outer * m * inner) reads in all). dst
- * (e.g. a dense [V, D] embedding gradient) and src may be windowed.
+ * (linkTable: O(m^2) scan for short lists, O(m log^2 m) sort for long ones), pass 2 has the first
+ * position of each distinct index sum its chain in ascending position order (O(outer * m * inner)
+ * reads in all, no atomics). dst (e.g. a dense [V, D] embedding gradient) and src may be windowed.
  */
 function scatterAddInto(op: string, dst: Tensor, idx: Tensor, g: Geom, src: Tensor): void {
   const gpu = dst.gpu;
   const total = g.outer * g.m * g.inner;
   if (total === 0) return;
   const idxBind = { buffer: idx.buffer, offset: 0, size: idx.storage.bytes };
-  let link: Tensor | null = null;
-  if (g.m > 1) {
-    link = empty([idx.size], 'u32', gpu, `${op} links`);
-    gpu.dispatch({
-      kernel: kernel(gpu, 'gather_link'),
-      buffers: [idxBind, { buffer: link.buffer, offset: 0, size: link.storage.bytes }],
-      uniforms: new Uniforms().u32(idx.size, g.perOuter ? g.m : idx.size, g.n, 0).done(),
-      workgroups: gpu.grid(Math.ceil(idx.size / WG)),
-      label: `${op} link ${idx.describe()}`,
-    });
-  }
+  const link = g.m > 1 ? linkTable(op, idx, g) : null;
   const linkBind = link ? { buffer: link.buffer, offset: 0, size: link.storage.bytes } : idxBind;
   const w = unitOf(g);
   const srcWins: Window[] = partition(src);
@@ -184,7 +233,8 @@ export function gatherRows(x: Tensor, idx: Tensor): Tensor {
 /**
  * Token embedding: weight [V, D], ids i32 of any shape -> [...ids.shape, D]. dW is a dense [V, D]
  * tensor (bound in windows when over the binding limit) filled by the deterministic scatter-add:
- * a clear of V*D words plus O(N^2) link work and O(N*D) adds for N = ids.size (N = batch x 77 here).
+ * a clear of V*D words (the dominant cost: 101 MB for ViT-B/32), the link pass (O(N^2) for N <= 1024
+ * ids, else O(N log^2 N)) and N*D adds, N = ids.size (batch x 77 here).
  */
 export function embedding(weight: Tensor, ids: Tensor): Tensor {
   checkWords('embedding', weight);

@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as ix from '../../src/ops/index-ops.js';
+import { setLinkMethod, type LinkMethod } from '../../src/ops/index-ops.js';
 import * as ref from '../ref/core.js';
 import * as sref from '../ref/shape.js';
 import { checkOp, randArray, rng } from '../helpers/parity.js';
@@ -142,6 +143,37 @@ both('scatter-add is deterministic and sums in index order (bit-exact vs a float
     const host = new Float32Array(V * D);
     for (let k = 0; k < ids.length; k++) for (let j = 0; j < D; j++) host[ids[k]! * D + j] = Math.fround(host[ids[k]! * D + j]! + seedVals[k * D + j]!);
     assert.equal([...a], [...host]);
+  }
+});
+
+test('link table: scan and bitonic sort agree, bit-exact vs a float32 host loop', async () => {
+  const gpu = await getGpu();
+  const cases: number[][] = [
+    [3, 3],
+    [0, 1, 2],
+    [4, -1, 4, 9, 4, 2, 2, 12, 0],
+    ints(77, 6, 21),
+    ints(1000, 900, 22),
+    ints(1500, 40, 23).map((v, i) => (i % 11 === 0 ? -5 : i % 13 === 0 ? 1000 : v)),
+  ];
+  for (const ids of cases) {
+    const V = 50;
+    const D = 3;
+    const seedVals = Float32Array.from(randArray(ids.length * D, 24, -10, 10));
+    const host = new Float32Array(V * D);
+    for (let k = 0; k < ids.length; k++) {
+      if (ids[k]! < 0 || ids[k]! >= V) continue;
+      for (let j = 0; j < D; j++) host[ids[k]! * D + j] = Math.fround(host[ids[k]! * D + j]! + seedVals[k * D + j]!);
+    }
+    for (const method of ['scan', 'sort'] as LinkMethod[]) {
+      const prev = setLinkMethod(method);
+      try {
+        const got = await embeddingGrad(gpu, V, D, ids, seedVals);
+        assert.equal([...got], [...host], `${method}, ${ids.length} ids`);
+      } finally {
+        setLinkMethod(prev);
+      }
+    }
   }
 });
 
