@@ -202,7 +202,8 @@ both('out-of-range ids: zero rows, no gradient; checkIds reports them', async ()
   const yv = await y.read();
   const want = [-1, 3, 11, 2, 3, 1 << 30].flatMap((id) => (id >= 0 && id < V ? [...wv.subarray(id * D, id * D + D)] : [0, 0, 0, 0]));
   assert.equal([...yv], want);
-  y.backward({ gradient: tensor(new Float32Array(6 * D).fill(1), [2, 3, D], 'f32', gpu) });
+  const seed = tensor(new Float32Array(6 * D).fill(1), [2, 3, D], 'f32', gpu);
+  y.backward({ gradient: seed });
   const gw = await w.grad!.read();
   const wantG = new Array(V * D).fill(0);
   for (const id of [3, 2, 3]) for (let j = 0; j < D; j++) wantG[id * D + j] += 1;
@@ -217,10 +218,29 @@ both('out-of-range ids: zero rows, no gradient; checkIds reports them', async ()
   await ix.checkIds(ok, V);
   // gatherRows and indexSelect follow the same rule.
   const x = tensor(Float32Array.from([1, 2, 3, 4]), [2, 2, 1], 'f32', gpu);
-  const r = ix.gatherRows(x, tensor(Int32Array.from([2, 1]), [2], 'i32', gpu));
+  const rows = tensor(Int32Array.from([2, 1]), [2], 'i32', gpu);
+  const r = ix.gatherRows(x, rows);
   assert.equal([...(await r.read())], [0, 4]);
-  for (const t of [w, ids, y, ok, x, r]) t.dispose();
+  const cols = tensor(Int32Array.from([1, -2, 2]), [3], 'i32', gpu);
+  const sel = ix.indexSelect(x, 1, cols);
+  assert.equal([...(await sel.read())], [2, 0, 0, 4, 0, 0]);
+  for (const t of [w, ids, y, seed, ok, x, rows, r, cols, sel]) t.dispose();
   clearTape();
+});
+
+test('integer tables gather bit-exactly (indexSelect and gatherRows of i32)', async () => {
+  const gpu = await getGpu();
+  const v = Int32Array.from({ length: 24 }, (_, i) => (i * 7919) ^ -0x40000000);
+  const x = tensor(v, [4, 6], 'i32', gpu);
+  const i = tensor(Int32Array.from([3, 0, 3]), [3], 'i32', gpu);
+  const y = ix.indexSelect(x, 0, i);
+  assert.is(y.dtype, 'i32');
+  assert.equal([...(await y.read())], [...v.subarray(18, 24), ...v.subarray(0, 6), ...v.subarray(18, 24)]);
+  const x3 = x.share([2, 2, 6]);
+  const rows = tensor(Int32Array.from([1, 0]), [2], 'i32', gpu);
+  const r = ix.gatherRows(x3, rows);
+  assert.equal([...(await r.read())], [...v.subarray(6, 12), ...v.subarray(12, 18)]);
+  for (const t of [x, x3, rows, i, y, r]) t.dispose();
 });
 
 test('more than 65535 workgroups in x (indexSelect of 4.6M elements and its scatter)', async () => {
