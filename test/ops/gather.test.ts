@@ -243,14 +243,20 @@ test('integer tables gather bit-exactly (indexSelect and gatherRows of i32)', as
   for (const t of [x, x3, rows, i, y, r]) t.dispose();
 });
 
-test('more than 65535 workgroups in x (indexSelect of 4.6M elements and its scatter)', async () => {
-  await checkOp({
-    name: 'indexSelect large',
-    inputs: [{ shape: [300, 1024] }, idxInput(ints(4500, 300, 5))],
-    gpu: (x, i) => ix.indexSelect(x, 0, i),
-    ref: (x, i) => ref.indexSelect(x, sref.ints(i), 0),
-    fdCoords: 2,
-  });
+test('more than 65535 workgroups in x (indexSelect of 4.6M elements and its scatter, scalar kernels)', async () => {
+  // Scalar kernels: one invocation per element, 72k workgroups (vec4 would need 4x the size).
+  const prev = setCopyVariant('scalar');
+  try {
+    await checkOp({
+      name: 'indexSelect large',
+      inputs: [{ shape: [300, 1024] }, idxInput(ints(4500, 300, 5))],
+      gpu: (x, i) => ix.indexSelect(x, 0, i),
+      ref: (x, i) => ref.indexSelect(x, sref.ints(i), 0),
+      fdCoords: 2,
+    });
+  } finally {
+    setCopyVariant(prev);
+  }
 });
 
 test('bad inputs are clear errors before any dispatch', async () => {
