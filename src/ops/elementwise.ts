@@ -4,6 +4,7 @@ import { GpuError, shaderSource, type Kernel, type Gpu } from '../gpu/index.js';
 import { Uniforms } from '../gpu/uniforms.js';
 import { record } from '../autograd/tape.js';
 import { empty, shapeStr, shapeSize, type Shape, type Tensor } from '../tensor/tensor.js';
+import { needsWindows, partition, whole } from './window.js';
 
 const MAX_RANK = 8;
 
@@ -62,15 +63,28 @@ export function mapRaw(expr: string, a: Tensor, b: Tensor | null, alpha = 0, bet
   const bcast = !(sameShape(a.shape, out) && sameShape(bb.shape, out));
   const o = empty(out, 'f32', gpu, label);
   const n = shapeSize(out);
-  const u = new Uniforms().u32(n, out.length).f32v(alpha, beta).vec4u(out, 2);
-  u.vec4u(broadcastStrides(a.shape, out), 2).vec4u(broadcastStrides(bb.shape, out), 2);
-  gpu.dispatch({
-    kernel: kernelFor(gpu, expr, bcast),
-    buffers: [a.buffer, bb.buffer, o.buffer],
-    uniforms: u.done(),
-    workgroups: gpu.grid(Math.ceil(n / 64)),
-    label: `${label} ${shapeStr(a.shape)}${b ? ` ${shapeStr(b.shape)}` : ''}`,
-  });
+  const what = `${label} ${shapeStr(a.shape)}${b ? ` ${shapeStr(b.shape)}` : ''}`;
+  const big = needsWindows(o) || needsWindows(a) || needsWindows(bb);
+  if (big && bcast) {
+    throw new GpuError(`${what}: broadcasting a tensor over this device's maxStorageBufferBindingSize ${gpu.limits.maxStorageBufferBindingSize} is not supported`);
+  }
+  // Same-shape maps over a tensor too large to bind whole run window by window: element i of every
+  // operand sits at the same offset, so each window is an independent map over [base, base + len).
+  const chunks = big ? partition(o) : [whole(o)];
+  for (const w of chunks) {
+    const count = Math.min(w.len, n - w.base);
+    if (count <= 0) continue;
+    const u = new Uniforms().u32(count, out.length).f32v(alpha, beta).vec4u(out, 2);
+    u.vec4u(broadcastStrides(a.shape, out), 2).vec4u(broadcastStrides(bb.shape, out), 2);
+    const win = (t: Tensor) => (big ? { buffer: t.buffer, offset: w.base * 4, size: count * 4 } : whole(t).binding);
+    gpu.dispatch({
+      kernel: kernelFor(gpu, expr, bcast),
+      buffers: [win(a), win(bb), w.binding],
+      uniforms: u.done(),
+      workgroups: gpu.grid(Math.ceil(count / 64)),
+      label: what,
+    });
+  }
   return o;
 }
 

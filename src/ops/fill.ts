@@ -3,6 +3,7 @@ import type { Gpu } from '../gpu/index.js';
 import { currentGpu, shaderSource } from '../gpu/index.js';
 import { Uniforms } from '../gpu/uniforms.js';
 import { empty, type DType, type Shape, type Tensor } from '../tensor/tensor.js';
+import { partition } from './window.js';
 
 export function fill(t: Tensor, value: number): Tensor {
   const gpu = t.gpu;
@@ -16,13 +17,18 @@ export function fill(t: Tensor, value: number): Tensor {
     return t;
   }
   const kernel = gpu.kernel('fill', () => ({ label: 'fill', code: shaderSource('fill'), bindings: ['rw'], uniform: true }));
-  gpu.dispatch({
-    kernel,
-    buffers: [t.buffer],
-    uniforms: new Uniforms().u32(t.size, bits[0]!).done(),
-    workgroups: gpu.grid(Math.ceil(t.size / 64)),
-    label: `fill ${t.describe()}`,
-  });
+  // Window by window when the tensor is over maxStorageBufferBindingSize.
+  for (const w of partition(t)) {
+    const count = Math.min(w.len, t.size - w.base);
+    if (count <= 0) continue;
+    gpu.dispatch({
+      kernel,
+      buffers: [w.binding],
+      uniforms: new Uniforms().u32(count, bits[0]!).done(),
+      workgroups: gpu.grid(Math.ceil(count / 64)),
+      label: `fill ${t.describe()}`,
+    });
+  }
   return t;
 }
 
