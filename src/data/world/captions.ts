@@ -17,8 +17,8 @@
 //
 // C = "colour shape" (a class name), NP = article + optional size + C. Templates are kept truthful:
 // those naming a size ("the small", "a large", "close-up") are used only for objects of that size,
-// "sketch/drawing/doodle" only in the sketch domain, "pixelated/low resolution/blurry/jpeg
-// corrupted" only in the pixelated or noise domains, "bright/dark photo" only on light/dark
+// "sketch/drawing/doodle" only in the sketch domain, "pixelated" only in the pixelated domain,
+// "low resolution/blurry/jpeg corrupted" only in the pixelated or noise domains, "bright/dark photo" only on light/dark
 // backgrounds, "black and white" only for white, black and gray objects, and "many" only for two
 // objects of the same class; the other templates (origami, video game, tattoo...) are neutral
 // boilerplate, true of nothing in particular, as for real CLIP on most photos.
@@ -103,24 +103,29 @@ const HEADS: readonly (readonly [string, boolean])[] = [
 ];
 
 const LONG_OPENERS: readonly string[] = [
-  'in this small synthetic picture',
+  'in this simple synthetic picture',
   'in this simple computer generated image',
-  'in this tiny picture from a toy world of shapes',
-  'looking closely at this little square image',
-  'a photo of a tiny synthetic scene',
+  'in this picture from a toy world of shapes',
+  'looking closely at this square image',
+  'a photo of a synthetic scene',
   'this is a very simple picture of a made up world',
-  'here is a small image from a synthetic data set',
+  'here is an image from a synthetic data set',
 ];
+// No size words here: "small" and "large" only ever describe the object.
 const LONG_CLAUSES: readonly string[] = [
   'with nothing else in view',
   'where everything is kept very simple',
   'with no other objects around it',
   'and there is very little detail',
-  'made by a small computer program',
+  'made by a short computer program',
   'without any text or people',
   'as clean as it could possibly be',
   'which was rendered for a learning task',
-];
+  // Short ones, to fill the last few tokens up to the target.
+  'at first glance',
+  'as you can see',
+  'in fact',
+]
 /** Leads: the words right before the noun phrase (which then ends the caption). */
 const LONG_LEADS: readonly string[] = [
   'we can clearly see', 'there is', 'you can see', 'the only object is', 'the main shape is',
@@ -170,7 +175,8 @@ export function templateFits(template: string, scene: WorldScene, domain: Domain
   if (/\bsmall\b/.test(template) && o.size !== 'small') return false;
   if (/\b(large|big|close-up)\b/.test(template) && o.size !== 'large') return false;
   if (/\b(sketch|drawing|doodle)\b/.test(template) && domain !== 'sketch') return false;
-  if (/\b(pixelated|low resolution|blurry|jpeg)\b/.test(template) && domain !== 'pixelated' && domain !== 'noise') return false;
+  if (/\bpixelated\b/.test(template) && domain !== 'pixelated') return false;
+  if (/\b(low resolution|blurry|jpeg)\b/.test(template) && domain !== 'pixelated' && domain !== 'noise') return false;
   if (/\bhard to see\b/.test(template) && o.size !== 'small' && domain !== 'noise') return false;
   if (/\bbright photo\b/.test(template) && backgroundTone(scene) !== 'light') return false;
   if (/\bdark photo\b/.test(template) && backgroundTone(scene) !== 'dark') return false;
@@ -212,28 +218,37 @@ function descriptive(rng: Rng, scene: WorldScene, domain: Domain): string {
   return rng.bernoulli(0.9) ? `${text}.` : text;
 }
 
-/** Approximate CLIP token count of caption text built from the pools (one per word and comma). */
+// Words of the pools that CLIP's BPE splits, with their extra token counts (checked by
+// test/world/captions.test.ts through the token counts of long captions).
+const EXTRA_TOKENS: Readonly<Record<string, number>> = {
+  computer: 1, checkered: 1, checkerboard: 2, diagonal: 1, pixelated: 1, grainy: 1,
+};
+
+/** CLIP token count of pool text: one per word and comma, plus the known splits. */
 function roughTokens(text: string): number {
-  return text.split(' ').filter(Boolean).length + (text.match(/,/g)?.length ?? 0);
+  let n = text.match(/,/g)?.length ?? 0;
+  for (const w of text.split(' ')) if (w) n += 1 + (EXTRA_TOKENS[w.replace(/,$/, '')] ?? 0);
+  return n;
 }
 
+/**
+ * OPENER (, PIECE)* , LEAD NP "." where the pieces (the background, the position, filler clauses)
+ * are taken in random order, each only while the text before the class name stays within a target
+ * drawn from 16..22 tokens; so most long captions put the class name right after 16 to 23 tokens.
+ */
 function long(rng: Rng, scene: WorldScene, domain: Domain): string {
   const o = scene.objects[0]!;
-  const target = rng.randint(15, 23); // tokens before the class name; most land at >= 16
-  const parts: string[] = [pick(rng, LONG_OPENERS)];
-  const bg = fillTone(pick(rng, BACKGROUND_PHRASES[domain]), scene);
-  parts.push(bg);
-  const leadPool = domain === 'sketch' && rng.bernoulli(0.5) ? SKETCH_LEADS : LONG_LEADS;
-  const lead = pick(rng, leadPool);
+  const target = rng.randint(16, 23);
+  const lead = pick(rng, domain === 'sketch' && rng.bernoulli(0.5) ? SKETCH_LEADS : LONG_LEADS);
   const size = rng.bernoulli(0.5) ? `${o.size} ` : '';
-  const npHead = `${article(size || o.colour)} ${size}`; // "a small " / "an " / "a "
-  const pos = rng.bernoulli(0.6) ? pick(rng, POSITION_PHRASES[o.position]) : '';
-  const assemble = () => [...parts, ...(pos ? [pos] : []), `${lead} ${npHead}`.trimEnd()].join(', ');
-  const clauses = [...LONG_CLAUSES];
-  while (roughTokens(assemble()) < target && clauses.length > 0) {
-    const k = rng.randint(0, clauses.length);
-    parts.push(clauses.splice(k, 1)[0]!);
-    if (roughTokens(assemble()) >= 26) break;
+  const npHead = `${article(size || o.colour)} ${size}`.trimEnd(); // "a small" / "an" / "a"
+  const parts: string[] = [pick(rng, LONG_OPENERS)];
+  const assemble = () => `${parts.join(', ')}, ${lead} ${npHead}`;
+  const pieces = [fillTone(pick(rng, BACKGROUND_PHRASES[domain]), scene), pick(rng, POSITION_PHRASES[o.position]), ...LONG_CLAUSES];
+  while (pieces.length > 0 && roughTokens(assemble()) < target) {
+    const piece = pieces.splice(rng.randint(0, pieces.length), 1)[0]!;
+    parts.push(piece);
+    if (roughTokens(assemble()) > target + 1) parts.pop();
   }
   return `${assemble()} ${className(o)}.`;
 }

@@ -122,10 +122,16 @@ export const SHAPE_SDF: Readonly<Record<Shape, ShapeSdf>> = {
     rotation: 'direction',
     sdf: polygonSdf(poly([[-0.95, -0.26], [0.02, -0.26], [0.02, -0.68], [0.95, 0], [0.02, 0.68], [0.02, 0.26], [-0.95, 0.26]])),
   },
-  // A crescent: a disc minus an offset disc (horns to the right at rotation 0).
+  // A crescent: the unit disc minus a disc of radius 0.8 at (0.55, 0) (horns to the right at
+  // rotation 0), shifted right by 0.2 to centre its bounding box and scaled by 0.87 to fit the unit
+  // disc (horn tips at radius 0.98); its mass centre sits 0.15 left of the origin.
   moon: {
     rotation: 'full',
-    sdf: (x, y) => Math.max(len(x + 0.08, y) - 0.9, -(len(x - 0.45, y - 0.12) - 0.7)),
+    sdf: (x, y) => {
+      const k = 0.87;
+      const u = x / k - 0.2, v = y / k;
+      return k * Math.max(len(u, v) - 1, -(len(u - 0.55, v) - 0.8));
+    },
   },
   oval: { rotation: 'full', sdf: polygonSdf(ellipsePolygon(40, 0.96, 0.54)) },
 };
