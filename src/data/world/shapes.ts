@@ -160,7 +160,7 @@ export function shapeSdfTable(shape: Shape): SdfTable {
   const exact = SHAPE_SDF[shape].sdf;
   const n = TABLE_CELLS + 1; // grid points per axis
   const h = (2 * TABLE_EXTENT) / TABLE_CELLS;
-  const grid = new Float64Array(n * n);
+  const grid = new Float32Array(n * n); // 590 kB per shape
   for (let j = 0; j < n; j++) for (let i = 0; i < n; i++) grid[j * n + i] = exact(-TABLE_EXTENT + i * h, -TABLE_EXTENT + j * h);
   const inv = 1 / h;
   t = {
