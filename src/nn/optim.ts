@@ -47,7 +47,7 @@ export interface OptimizerState<H = SGDHyper | AdamHyper> {
 export type SGDOptions = Partial<Omit<SGDHyper, 'lr'>> & { lr: number } & SlotOptions;
 export type AdamOptions = Partial<Omit<AdamHyper, 'lr'>> & { lr: number } & SlotOptions;
 
-/** Per-slot buffer roles: param (rw), grad (read), then the optimiser's state tensors (rw). */
+/** Pipeline-cache key prefix and shader of an optimiser's step kernel. */
 interface StepKernel {
   key: string;
   shader: string;
@@ -255,15 +255,23 @@ export abstract class Optimizer<H extends SGDHyper | AdamHyper = SGDHyper | Adam
   /** Two words per slot after (n, wg0), for parameter `i` (its step count is already incremented). */
   protected abstract writeSlot(u: Uniforms, i: number): void;
 
+  /**
+   * The step kernel for `slots` slots. Per slot s it binds P<s> (param, rw), G<s> (grad, read) and
+   * S<j>_<s> (state j, rw), and each case loads a Cell, calls the shader's update() and stores back.
+   */
   private kernel(key: string, shader: string, slots: number, nState: number): Kernel {
     return this.gpu.kernel(key, () => {
-      const names = ['P', 'G', ...Array.from({ length: nState }, (_, j) => `S${j}_`)];
+      const state = Array.from({ length: nState }, (_, j) => `S${j}_`);
+      const names = ['P', 'G', ...state];
       const kinds = names.map((n) => (n === 'G' ? 'read' : 'rw') as 'read' | 'rw');
-      const load = (s: number) => ['P', 'G', 'S0_', 'S1_', 'S2_'].map((n, j) => (j < 2 + nState ? `${n}${s}[i]` : '0.0')).join(', ');
-      const store = (s: number) => ['p', ...Array.from({ length: nState }, (_, j) => `s${j}`)].map((f, j) => `${j === 0 ? 'P' : `S${j - 1}_`}${s}[i] = r.${f};`).join(' ');
-      const cases = slotCases(slots, (s) => `let r = update(Cell(${load(s)}), ${shader === 'optim_sgd' ? 'slot.first' : 'slot'}); ${store(s)}`);
+      const cases = slotCases(slots, (s) => {
+        const cell = [`P${s}[i]`, `G${s}[i]`, ...[0, 1, 2].map((j) => (j < nState ? `${state[j]}${s}[i]` : '0.0'))];
+        const stores = [`P${s}[i] = r.p;`, ...state.map((n, j) => `${n}${s}[i] = r.s${j};`)];
+        const arg = shader === 'optim_sgd' ? 'slot.first' : 'slot';
+        return `let r = update(Cell(${cell.join(', ')}), ${arg}); ${stores.join(' ')}`;
+      });
       return {
-        label: `${key}`,
+        label: key,
         code: shaderSource(shader, { K: slots, UNIFORM: slots * names.length, BINDINGS: slotBindings(slots, names, kinds), CASES: cases }),
         bindings: Array.from({ length: slots }, () => kinds).flat(),
         uniform: true,

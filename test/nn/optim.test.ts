@@ -4,6 +4,7 @@ import { getGpu, type Gpu } from '../../src/gpu/index.js';
 import { tensor, type Tensor } from '../../src/tensor/tensor.js';
 import { Adam, AdamW, SGD, clipGradNorm, type Optimizer, type OptimizerState } from '../../src/nn/optim.js';
 import { randArray } from '../helpers/parity.js';
+import { groupSegments, planSegments, segmentElements, slotsFor } from '../../src/nn/slots.js';
 import { P0, P1, TORCH_CLIP, TORCH_OPTIM, gradAt } from './torch-optim-ref.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -477,23 +478,50 @@ test('many parameters: one dispatch per group of slots, same count every step, n
   assert.is(gpu.pool.snapshot().liveBytes, live0, 'device bytes leaked');
 });
 
-test('a parameter over 65535 workgroups (grid split over y)', async () => {
+test('a parameter over 65535 workgroups (grid split over y): clipGradNorm then SGD', async () => {
   const gpu = await getGpu();
   const n = 64 * 70000 + 3;
   const p0 = randArray(n, 5);
   const g0 = randArray(n, 6);
   const p = tensor(Float32Array.from(p0), [n], 'f32', gpu).param('big');
   p.grad = tensor(Float32Array.from(g0), [n], 'f32', gpu);
+  // Clipping first: its scale kernel also runs over > 65535 workgroups.
+  let sq = 0;
+  for (let i = 0; i < n; i++) sq += g0[i]! * g0[i]!;
+  const total = Math.sqrt(sq);
+  const norm = clipGradNorm([p], total / 2);
+  const got0 = await norm.item();
+  assert.ok(Math.abs(got0 - total) <= 1e-5 * total, `norm ${got0} vs ${total}`);
+  norm.dispose();
+  const s = Math.fround(Math.fround(total / 2) / Math.fround(got0 + 1e-6));
   const opt = new SGD([p], { lr: 0.5, weightDecay: 0.25 });
   opt.step();
   const got = await p.read();
   for (const i of [0, 1, 64 * 65535 - 1, 64 * 65535, 64 * 65535 + 1, n - 2, n - 1]) {
-    const want = p0[i]! - 0.5 * (g0[i]! + 0.25 * p0[i]!);
+    const want = p0[i]! - 0.5 * (g0[i]! * s + 0.25 * p0[i]!);
     assert.ok(Math.abs(got[i]! - want) <= 2e-7 * Math.max(1, Math.abs(want)), `element ${i}: ${got[i]} vs ${want}`);
   }
   opt.zeroGrad();
   opt.dispose();
   p.dispose();
+});
+
+test('slot planning follows the device limits (WebGPU minimum 8 storage buffers, 256-byte offset alignment)', () => {
+  const dev = (buffers: number) =>
+    ({ limits: { maxStorageBuffersPerShaderStage: buffers, minStorageBufferOffsetAlignment: 256, maxStorageBufferBindingSize: 2 ** 27, maxBufferSize: 2 ** 28 } }) as unknown as Gpu;
+  // (p, g, buf) = 3, (p, g, m, v) = 4, amsgrad 5 per slot; clipping: 1 per slot + 1 shared.
+  assert.equal([3, 4, 5].map((k) => slotsFor(dev(8), k, 0)), [2, 2, 1]);
+  assert.equal([3, 4, 5].map((k) => slotsFor(dev(16), k, 0)), [5, 4, 3]);
+  assert.is(slotsFor(dev(8), 1, 1), 7);
+  assert.is(slotsFor(dev(32), 1, 1), 8, 'capped by the uniform block');
+  assert.is(slotsFor(dev(16), 4, 0, 1), 1, 'forced');
+  assert.throws(() => slotsFor(dev(4), 5, 0), /maxStorageBuffersPerShaderStage 4/);
+  assert.is(segmentElements(dev(8)), 2 ** 25);
+  assert.is(segmentElements(dev(8), 100), 64, 'rounded down to the offset alignment');
+  const segs = planSegments([130, 0, 64, 5], [3, 0, 1, 2], 64);
+  assert.equal(segs.map((x) => [x.index, x.offset, x.count]), [[3, 0, 5], [0, 0, 64], [0, 64, 64], [0, 128, 2], [2, 0, 64]]);
+  const groups = groupSegments(segs, 2, 64);
+  assert.equal(groups.map((g) => [g.segs.length, [...g.wg0], g.workgroups]), [[2, [0, 1], 2], [2, [0, 1], 2], [1, [0], 1]]);
 });
 
 // ---------------------------------------------------------------------------------------------
