@@ -12,12 +12,27 @@ import { empty, type Tensor } from '../tensor/tensor.js';
 export type ReduceOp = 'sum' | 'max' | 'argmax' | 'lse';
 export type ReduceVariant = 'wg' | 'thread';
 
-/** Rows up to this length use one invocation per output (when inner == 1). */
-export const SHORT_ROW = 64;
+/**
+ * Rows up to this length use one invocation per row in the row kernels (softmax, layer norm, ...);
+ * longer rows one workgroup. On CPU adapters the crossover is higher (measured: softmax [19712,77]
+ * takes 40 ms either way, [1600,768] 31 ms by invocation vs 21 ms by workgroup of 8).
+ */
+export function shortRow(gpu: Gpu): number {
+  return gpu.kind === 'gpu' ? 64 : 128;
+}
 /** Elements each invocation of the workgroup variant folds sequentially at most, per pass. */
 const WG_PER_THREAD = 32;
 /** Longest chunk the one-invocation variant folds sequentially in one pass. */
 const THREAD_CHUNK = 128;
+
+/**
+ * Loop iterations one invocation may run, in total over all its loops. Mesa's gallivm (llvmpipe on
+ * Node-GL, lavapipe on Deno) keeps ONE counter per invocation, starting at 65535 and decremented at
+ * every loop back-edge of every loop; at zero every loop exits after its current iteration, so a
+ * kernel silently computes garbage (measured: two 50000-iteration loops run 50000 and 15534). Every
+ * kernel here keeps its per-invocation total under this budget (with margin), on all adapters.
+ */
+export const LOOP_BUDGET = 60000;
 
 let forced: ReduceVariant | null = null;
 
@@ -40,17 +55,34 @@ export function forcedVariant(): ReduceVariant | null {
   return forced ?? envForced;
 }
 
-/**
- * Workgroup size of the row kernels: a power of two within the device limits. CPU adapters run a
- * workgroup as SIMD lanes switching at every barrier, so they get 128; GPUs get 256.
- */
-export function rowWorkgroupSize(gpu: Gpu): number {
-  const cap = Math.min(gpu.kind === 'gpu' ? 256 : 128, gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX);
-  // Three 4-byte arrays per invocation of workgroup memory at most.
-  const byMem = Math.floor(gpu.limits.maxComputeWorkgroupStorageSize / 16);
+const envWg = Number((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.CLIPTUNE_ROW_WG ?? 0);
+
+/** Largest power-of-two workgroup the device allows (three 4-byte tree slots per invocation). */
+function maxWorkgroup(gpu: Gpu): number {
+  const lim = gpu.limits;
+  const cap = Math.min(1024, lim.maxComputeInvocationsPerWorkgroup, lim.maxComputeWorkgroupSizeX, Math.floor(lim.maxComputeWorkgroupStorageSize / 16));
   let wg = 1;
-  while (wg * 2 <= Math.min(cap, byMem)) wg *= 2;
+  while (wg * 2 <= cap) wg *= 2;
   return wg;
+}
+
+/**
+ * Workgroup size of a one-workgroup-per-row kernel that loops `passes` times over rows of `n`.
+ * GPUs get 256. CPU adapters get 8: llvmpipe runs a workgroup as 8-wide SIMD batches that switch
+ * at every barrier, and per-workgroup cost dominates (measured: a sum of [66000,3] by rows takes
+ * 2.8 s with 128 invocations per workgroup, 0.1 s with 8). The size doubles while one invocation
+ * would run over the loop budget. Env CLIPTUNE_ROW_WG overrides the base size (benchmarks).
+ */
+export function rowWorkgroupSize(gpu: Gpu, n = 0, passes = 1): number {
+  const max = maxWorkgroup(gpu);
+  let wg = Math.min(max, envWg || (gpu.kind === 'gpu' ? 256 : 8));
+  while (wg < max && rowIterations(wg, n, passes) > LOOP_BUDGET) wg *= 2;
+  return wg;
+}
+
+/** Loop iterations one invocation of a row kernel runs (its strided passes plus the trees). */
+export function rowIterations(wg: number, n: number, passes: number): number {
+  return passes * Math.ceil(n / wg) + 2 * Math.log2(wg) + 4;
 }
 
 export interface ReduceDims {
@@ -65,9 +97,15 @@ export interface PassPlan {
   nChunks: number;
 }
 
-/** Chooses the kernel and chunking of one pass over [outer, n, inner]. */
+/**
+ * Chooses the kernel and chunking of one pass over [outer, n, inner]. GPUs reduce long contiguous
+ * rows with workgroups. CPU adapters always use one invocation per chunk of 128: it beat the
+ * workgroup variant on every shape measured (sum [1,5M] 27 vs 128 ms, [32,50000] 6 vs 24 ms,
+ * [256,1000] 1.5 vs 5.8 ms, with workgroups of 8).
+ */
 export function planPass(gpu: Gpu, d: ReduceDims): PassPlan {
-  const variant: ReduceVariant = forcedVariant() ?? (d.inner === 1 && d.n > SHORT_ROW ? 'wg' : 'thread');
+  const auto: ReduceVariant = gpu.kind === 'gpu' && d.inner === 1 && d.n > 64 ? 'wg' : 'thread';
+  const variant: ReduceVariant = forcedVariant() ?? auto;
   const maxChunk = variant === 'wg' ? rowWorkgroupSize(gpu) * WG_PER_THREAD : THREAD_CHUNK;
   const nChunks = Math.max(1, Math.ceil(d.n / maxChunk));
   return { variant, nChunks, chunk: Math.ceil(d.n / nChunks) };

@@ -47,8 +47,8 @@ async function forEachVariant(fn: (v: ReduceVariant | 'auto') => Promise<void>):
 test('sum and mean: every axis, keepDim, global, both kernel variants', async () => {
   await forEachVariant(async (v) => {
     for (const c of cases) {
-      await checkOp({ name: name('sum', c, v), inputs: [{ shape: c.shape }], gpu: (x) => ops.sum(x, c.axis, c.keepDim), ref: (x) => core.sum(x, c.axis, c.keepDim), fdCoords: big(c) ? 4 : 24 });
-      await checkOp({ name: name('mean', c, v), inputs: [{ shape: c.shape }], gpu: (x) => ops.mean(x, c.axis, c.keepDim), ref: (x) => core.mean(x, c.axis, c.keepDim), fdCoords: big(c) ? 4 : 24 });
+      await checkOp({ name: name('sum', c, v), inputs: [{ shape: c.shape }], gpu: (x) => ops.sum(x, c.axis, c.keepDim), ref: (x) => core.sum(x, c.axis, c.keepDim), fd: v === 'auto', fdCoords: big(c) ? 4 : 24 });
+      await checkOp({ name: name('mean', c, v), inputs: [{ shape: c.shape }], gpu: (x) => ops.mean(x, c.axis, c.keepDim), ref: (x) => core.mean(x, c.axis, c.keepDim), fd: v === 'auto', fdCoords: big(c) ? 4 : 24 });
     }
   });
 });
@@ -56,12 +56,13 @@ test('sum and mean: every axis, keepDim, global, both kernel variants', async ()
 test('max (gradient to the first maximum) and logsumexp, both kernel variants', async () => {
   await forEachVariant(async (v) => {
     for (const c of cases) {
-      await checkOp({ name: name('max', c, v), inputs: [{ shape: c.shape }], gpu: (x) => ops.max(x, c.axis, c.keepDim), ref: (x) => ref.max(x, c.axis, c.keepDim), fdCoords: big(c) ? 4 : 24 });
+      await checkOp({ name: name('max', c, v), inputs: [{ shape: c.shape }], gpu: (x) => ops.max(x, c.axis, c.keepDim), ref: (x) => ref.max(x, c.axis, c.keepDim), fd: v === 'auto', fdCoords: big(c) ? 4 : 24 });
       await checkOp({
         name: name('logsumexp', c, v),
         inputs: [{ shape: c.shape, range: [-8, 8] }],
         gpu: (x) => ops.logsumexp(x, c.axis, c.keepDim),
         ref: (x) => ref.logsumexp(x, c.axis, c.keepDim),
+        fd: v === 'auto',
         fdCoords: big(c) ? 4 : 24,
       });
     }
@@ -182,10 +183,25 @@ test('sumTo: several reduced runs, size-1 dims, rank change, both variants; dete
 });
 
 test('more than 65535 workgroups / invocation blocks (grid split over y)', async () => {
-  // wg variant: one workgroup per row of 65 (> short-row threshold) over 70000 rows.
-  await checkOp({ name: 'sum [70000,65] axis 1', inputs: [{ shape: [70000, 65] }], gpu: (x) => ops.sum(x, 1), ref: (x) => core.sum(x, 1), fdCoords: 4 });
-  // thread variant: 64 * 70000 + 5 outputs.
-  await checkOp({ name: 'max [4480005,1] axis 1', inputs: [{ shape: [4_480_005, 1] }], gpu: (x) => ops.max(x, 1), ref: (x) => core.max(x, 1), fdCoords: 4 });
+  const gpu = await getGpu();
+  // wg variant: one workgroup per output row, 66000 rows.
+  forceReduceVariant('wg');
+  try {
+    await checkOp({ name: 'sum [66000,3] axis 1 (wg)', inputs: [{ shape: [66000, 3] }], gpu: (x) => ops.sum(x, 1), ref: (x) => core.sum(x, 1), fdCoords: 4 });
+  } finally {
+    forceReduceVariant(null);
+  }
+  // thread variant: 64 * 65536 + 1 outputs (rows of 1: the output is the input); the backward of
+  // the global sum expands over as many elements.
+  const n = 64 * 65536 + 1;
+  const data = Float32Array.from(randArray(n, 12));
+  const x = tensor(data, [n, 1], 'f32', gpu).param();
+  const y = ops.sum(x, 1);
+  assert.ok((await y.read()).every((v, i) => v === data[i]), 'sum over a length-1 axis is the identity');
+  const s = ops.sum(x);
+  s.backward();
+  assert.ok((await x.grad!.read()).every((v) => v === 1), 'global sum gradient is all ones');
+  for (const t of [x, y, s]) t.dispose();
 });
 
 test('results are bit-identical run to run (long rows, partial passes)', async () => {
