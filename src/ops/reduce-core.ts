@@ -12,14 +12,6 @@ import { empty, type Tensor } from '../tensor/tensor.js';
 export type ReduceOp = 'sum' | 'max' | 'argmax' | 'lse';
 export type ReduceVariant = 'wg' | 'thread';
 
-/**
- * Rows up to this length use one invocation per row in the row kernels (softmax, layer norm, ...);
- * longer rows one workgroup. On CPU adapters the crossover is higher (measured: softmax [19712,77]
- * takes 40 ms either way, [1600,768] 31 ms by invocation vs 21 ms by workgroup of 8).
- */
-export function shortRow(gpu: Gpu): number {
-  return gpu.kind === 'gpu' ? 64 : 128;
-}
 /** Elements each invocation of the workgroup variant folds sequentially at most, per pass. */
 const WG_PER_THREAD = 32;
 /** Longest chunk the one-invocation variant folds sequentially in one pass. */
