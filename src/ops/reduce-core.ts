@@ -9,7 +9,12 @@ import { GpuError, shaderSource, type Gpu, type Kernel } from '../gpu/index.js';
 import { Uniforms } from '../gpu/uniforms.js';
 import { empty, type Tensor } from '../tensor/tensor.js';
 
-export type ReduceOp = 'sum' | 'max' | 'argmax' | 'lse';
+/**
+ * 'lsepair' is logsumexp kept as its two parts: out[2r] = m (row max), out[2r+1] = s = sum exp(v - m).
+ * Callers that subtract two logsumexps (KL divergence) combine them as (m1 - m2) + log(s1 / s2),
+ * which keeps the accuracy that m + log(s) rounding would lose.
+ */
+export type ReduceOp = 'sum' | 'max' | 'argmax' | 'lse' | 'lsepair';
 export type ReduceVariant = 'wg' | 'thread';
 
 /** Elements each invocation of the workgroup variant folds sequentially at most, per pass. */
@@ -108,6 +113,7 @@ const LOAD_F32: Record<ReduceOp, string> = {
   max: 'return State(X[idx], 0.0, k);',
   argmax: 'return State(X[idx], 0.0, k);',
   lse: 'return State(X[idx] * u.in_scale, 1.0, k);',
+  lsepair: 'return State(X[idx] * u.in_scale, 1.0, k);',
 };
 
 const MAX_COMBINE = `if (y.i == NONE) { return x; }
@@ -116,18 +122,21 @@ const MAX_COMBINE = `if (y.i == NONE) { return x; }
   if (y.a > x.a || (y.a == x.a && y.i < x.i)) { return y; }
   return x;`;
 
+const LSE_COMBINE = `if (y.b == 0.0) { return x; }
+  if (x.b == 0.0) { return y; }
+  let m = max(x.a, y.a);
+  let sx = select(x.b * exp(x.a - m), x.b, x.a == m);
+  let sy = select(y.b * exp(y.a - m), y.b, y.a == m);
+  return State(m, sx + sy, 0u);`;
+
 const COMBINE: Record<ReduceOp, string> = {
   sum: 'return State(x.a + y.a, 0.0, min(x.i, y.i));',
   max: MAX_COMBINE,
   argmax: MAX_COMBINE,
   // (m, s) pairs: s = sum exp(v - m). Equal maxima (including two -inf) scale by exactly 1, so
   // -inf entries never produce exp(-inf + inf) = NaN.
-  lse: `if (y.b == 0.0) { return x; }
-  if (x.b == 0.0) { return y; }
-  let m = max(x.a, y.a);
-  let sx = select(x.b * exp(x.a - m), x.b, x.a == m);
-  let sy = select(y.b * exp(y.a - m), y.b, y.a == m);
-  return State(m, sx + sy, 0u);`,
+  lse: LSE_COMBINE,
+  lsepair: LSE_COMBINE,
 };
 
 const STORE_FINAL: Record<ReduceOp, string> = {
@@ -135,6 +144,7 @@ const STORE_FINAL: Record<ReduceOp, string> = {
   max: 'O[o] = s.a;\n  OI[o] = i32(s.i);',
   argmax: 'O[o] = i32(s.i);',
   lse: 'O[o] = s.a + log(s.b);',
+  lsepair: 'O[2u * o] = s.a;\n  O[2u * o + 1u] = s.b;',
 };
 
 function outDecl(op: ReduceOp, final: boolean): { decl: string; nBuffers: number } {
