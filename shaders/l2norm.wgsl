@@ -31,7 +31,7 @@ fn wg_main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   let base = r * u.d;
   var s = 0.0;
   for (var k = lid; k < u.d; k += WG) { let v = X[base + k]; s += v * v; }
-  let norm = sqrt(tree_sum(lid, s));
+  let norm = sqrt(tree_sum(0u, lid, s));
   if (lid == 0u) { R[r] = norm; }
   let den = max(norm, u.eps);
   for (var k = lid; k < u.d; k += WG) { Y[base + k] = X[base + k] / den; }

@@ -34,7 +34,7 @@ fn wg_main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   let base = r * u.d;
   var t = 0.0;
   for (var k = lid; k < u.d; k += WG) { t += G[base + k] * Y[base + k]; }
-  let dot = tree_sum(lid, t);
+  let dot = tree_sum(0u, lid, t);
   let norm = R[r];
   for (var k = lid; k < u.d; k += WG) { DX[base + k] = grad(base + k, norm, dot); }
 }

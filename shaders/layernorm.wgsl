@@ -47,10 +47,10 @@ fn wg_main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   let base = r * u.d;
   var s = 0.0;
   for (var k = lid; k < u.d; k += WG) { s += X[base + k]; }
-  let mean = tree_sum(lid, s) / f32(u.d);
+  let mean = tree_sum(0u, lid, s) / f32(u.d);
   var q = 0.0;
   for (var k = lid; k < u.d; k += WG) { let c = X[base + k] - mean; q += c * c; }
-  let var_ = tree_sum(lid, q) / f32(u.d);
+  let var_ = tree_sum(1u, lid, q) / f32(u.d);
   let rstd = 1.0 / sqrt(var_ + u.eps);
   if (lid == 0u) { _ = finish(r, mean, var_); }
   for (var k = lid; k < u.d; k += WG) { Y[base + k] = affine(k, (X[base + k] - mean) * rstd); }

@@ -42,7 +42,7 @@ fn wg_main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let h = gh(k, base + k);
     t += vec2<f32>(h, h * (X[base + k] - st.x) * st.y);
   }
-  let tot = tree_sum2(lid, t);
+  let tot = tree_sum2(0u, lid, t);
   let inv_d = 1.0 / f32(u.d);
   for (var k = lid; k < u.d; k += WG) {
     let xh = (X[base + k] - st.x) * st.y;

@@ -1,24 +1,30 @@
 // Workgroup tree reductions shared by the row kernels (softmax, layer norm, losses, distances).
 // Prepended to a kernel's source. Every invocation of the workgroup must call these from uniform
 // control flow; the combine order is fixed by the workgroup size, so results are bit-identical.
+//
+// Each call site of a kernel passes its own `slot` (0 or 1): its own region of workgroup memory.
+// On Dawn's GL backend workgroupBarrier() becomes GLSL barrier() without a shared-memory fence, and
+// Mesa sinks the read of a tree's result past the following barrier: with one region, a second
+// tree's first writes overwrote the first tree's result before other SIMD batches read it
+// (measured on llvmpipe: layer norm's variance tree clobbered its mean for invocations 8..15).
+// With disjoint regions there is no write-after-read between trees to order.
 const WG: u32 = {{WG}}u;
-var<workgroup> tree_v: array<vec2<f32>, WG>;
+var<workgroup> tree_v: array<vec2<f32>, 2u * WG>;
 
 // Sums v over the workgroup (two independent sums at once).
-fn tree_sum2(lid: u32, v: vec2<f32>) -> vec2<f32> {
-  tree_v[lid] = v;
+fn tree_sum2(slot: u32, lid: u32, v: vec2<f32>) -> vec2<f32> {
+  let o = slot * WG;
+  tree_v[o + lid] = v;
   for (var h = WG / 2u; h > 0u; h = h >> 1u) {
     workgroupBarrier();
-    if (lid < h) { tree_v[lid] = tree_v[lid] + tree_v[lid + h]; }
+    if (lid < h) { tree_v[o + lid] = tree_v[o + lid] + tree_v[o + lid + h]; }
   }
   workgroupBarrier();
-  let r = tree_v[0];
-  workgroupBarrier();
-  return r;
+  return tree_v[o];
 }
 
-fn tree_sum(lid: u32, v: f32) -> f32 {
-  return tree_sum2(lid, vec2<f32>(v, 0.0)).x;
+fn tree_sum(slot: u32, lid: u32, v: f32) -> f32 {
+  return tree_sum2(slot, lid, vec2<f32>(v, 0.0)).x;
 }
 
 fn is_neg_inf(v: f32) -> bool {
@@ -36,14 +42,13 @@ fn lse_combine(x: vec2<f32>, y: vec2<f32>) -> vec2<f32> {
   return vec2<f32>(m, sx + sy);
 }
 
-fn tree_lse(lid: u32, v: vec2<f32>) -> vec2<f32> {
-  tree_v[lid] = v;
+fn tree_lse(slot: u32, lid: u32, v: vec2<f32>) -> vec2<f32> {
+  let o = slot * WG;
+  tree_v[o + lid] = v;
   for (var h = WG / 2u; h > 0u; h = h >> 1u) {
     workgroupBarrier();
-    if (lid < h) { tree_v[lid] = lse_combine(tree_v[lid], tree_v[lid + h]); }
+    if (lid < h) { tree_v[o + lid] = lse_combine(tree_v[o + lid], tree_v[o + lid + h]); }
   }
   workgroupBarrier();
-  let r = tree_v[0];
-  workgroupBarrier();
-  return r;
+  return tree_v[o];
 }

@@ -78,7 +78,7 @@ fn wg_main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   if (!is_neg_inf(m)) {
     for (var k = lid; k < u.n; k += WG) { s += exp(value(k, row) - m); }
   }
-  let st = tree_lse(lid, vec2<f32>(m, s));
+  let st = tree_lse(0u, lid, vec2<f32>(m, s));
   let inv = 1.0 / st.y;
   let ls = log(st.y);
   for (var k = lid; k < u.n; k += WG) { write_row(row, k, st.x, st.y, inv, ls); }

@@ -48,6 +48,6 @@ fn wg_main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   let base = base_of(r);
   var t = 0.0;
   for (var k = lid; k < u.n; k += WG) { t += term(base + k * u.inner); }
-  let tot = tree_sum(lid, t);
+  let tot = tree_sum(0u, lid, t);
   for (var k = lid; k < u.n; k += WG) { write(base + k * u.inner, tot); }
 }

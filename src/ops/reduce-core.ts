@@ -53,6 +53,17 @@ export function forcedVariant(): ReduceVariant | null {
 }
 
 const envWg = Number((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.CLIPTUNE_ROW_WG ?? 0);
+let forcedWg = 0;
+
+/**
+ * Forces the base workgroup size of the row and reduction kernels (a power of two; null restores
+ * the adapter's default). Tests use 256 to run the GPU configuration on CPU adapters.
+ * Env: CLIPTUNE_ROW_WG.
+ */
+export function forceRowWorkgroup(wg: number | null): void {
+  if (wg !== null && (!Number.isInteger(Math.log2(wg)) || wg < 1)) throw new GpuError(`forceRowWorkgroup: ${wg} is not a power of two`);
+  forcedWg = wg ?? 0;
+}
 
 /** Largest power-of-two workgroup the device allows (three 4-byte tree slots per invocation). */
 function maxWorkgroup(gpu: Gpu): number {
@@ -72,7 +83,7 @@ function maxWorkgroup(gpu: Gpu): number {
  */
 export function rowWorkgroupSize(gpu: Gpu, n = 0, passes = 1): number {
   const max = maxWorkgroup(gpu);
-  let wg = Math.min(max, envWg || (gpu.kind === 'gpu' ? 256 : 8));
+  let wg = Math.min(max, forcedWg || envWg || (gpu.kind === 'gpu' ? 256 : 8));
   while (wg < max && rowIterations(wg, n, passes) > LOOP_BUDGET) wg *= 2;
   return wg;
 }

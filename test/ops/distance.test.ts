@@ -1,22 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cosineSim, l2normalize, pairwiseSqDist } from '../../src/ops/distance.js';
-import { forceReduceVariant, type ReduceVariant } from '../../src/ops/reduce-core.js';
+import { forceReduceVariant } from '../../src/ops/reduce-core.js';
+import { forEachVariant } from './variants.js';
 import * as ref from '../ref/nn.js';
 import { checkOp, randArray, relErr } from '../helpers/parity.js';
 import { tensor } from '../../src/tensor/tensor.js';
 import { getGpu } from '../../src/gpu/index.js';
-
-async function forEachVariant(fn: (v: ReduceVariant | 'auto') => Promise<void>): Promise<void> {
-  for (const v of ['auto', 'wg', 'thread'] as const) {
-    forceReduceVariant(v === 'auto' ? null : v);
-    try {
-      await fn(v);
-    } finally {
-      forceReduceVariant(null);
-    }
-  }
-}
 
 test('l2normalize: shapes, both kernel variants', async () => {
   await forEachVariant(async (v) => {

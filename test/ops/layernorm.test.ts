@@ -1,22 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { layerNorm } from '../../src/ops/layernorm.js';
-import { forceReduceVariant, type ReduceVariant } from '../../src/ops/reduce-core.js';
+import { forceReduceVariant } from '../../src/ops/reduce-core.js';
+import { forEachVariant } from './variants.js';
 import * as ref from '../ref/nn.js';
 import { checkOp, randArray } from '../helpers/parity.js';
 import { tensor, type Tensor } from '../../src/tensor/tensor.js';
 import { getGpu } from '../../src/gpu/index.js';
-
-async function forEachVariant(fn: (v: ReduceVariant | 'auto') => Promise<void>): Promise<void> {
-  for (const v of ['auto', 'wg', 'thread'] as const) {
-    forceReduceVariant(v === 'auto' ? null : v);
-    try {
-      await fn(v);
-    } finally {
-      forceReduceVariant(null);
-    }
-  }
-}
 
 // Widths 1, primes, CLIP's 128..1024 (one invocation per row up to 128 on CPU adapters, one
 // workgroup beyond), rows over the 64-row chunk of the dW/db partials.

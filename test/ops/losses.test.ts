@@ -1,22 +1,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { crossEntropy, checkLabels, klDiv, mse } from '../../src/ops/losses.js';
-import { forceReduceVariant, type ReduceVariant } from '../../src/ops/reduce-core.js';
+import { forEachVariant } from './variants.js';
 import * as ref from '../ref/losses.js';
 import { checkOp, randArray, rng } from '../helpers/parity.js';
 import { tensor } from '../../src/tensor/tensor.js';
 import { getGpu } from '../../src/gpu/index.js';
-
-async function forEachVariant(fn: (v: ReduceVariant | 'auto') => Promise<void>): Promise<void> {
-  for (const v of ['auto', 'wg', 'thread'] as const) {
-    forceReduceVariant(v === 'auto' ? null : v);
-    try {
-      await fn(v);
-    } finally {
-      forceReduceVariant(null);
-    }
-  }
-}
 
 function labelsFor(n: number, c: number, seed: number): number[] {
   const r = rng(seed);

@@ -2,7 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as ops from '../../src/ops/reduce.js';
 import { add, sumTo } from '../../src/ops/elementwise.js';
-import { forceReduceVariant, type ReduceVariant } from '../../src/ops/reduce-core.js';
+import { forceReduceVariant } from '../../src/ops/reduce-core.js';
+import { forEachVariant } from './variants.js';
 import * as core from '../ref/core.js';
 import * as ref from '../ref/reduce.js';
 import { checkOp, randArray, relErr } from '../helpers/parity.js';
@@ -32,17 +33,6 @@ const cases: Case[] = [
 
 const name = (op: string, c: Case, v: string) => `${op} ${JSON.stringify(c.shape)} axis ${c.axis} keep ${!!c.keepDim} (${v})`;
 const big = (c: Case) => c.shape.reduce((a, b) => a * b, 1) > 20000;
-
-async function forEachVariant(fn: (v: ReduceVariant | 'auto') => Promise<void>): Promise<void> {
-  for (const v of ['auto', 'wg', 'thread'] as const) {
-    forceReduceVariant(v === 'auto' ? null : v);
-    try {
-      await fn(v);
-    } finally {
-      forceReduceVariant(null);
-    }
-  }
-}
 
 test('sum and mean: every axis, keepDim, global, both kernel variants', async () => {
   await forEachVariant(async (v) => {

@@ -2,23 +2,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { softmax, logSoftmax } from '../../src/ops/softmax.js';
 import { exp } from '../../src/ops/elementwise.js';
-import { forceReduceVariant, type ReduceVariant } from '../../src/ops/reduce-core.js';
+import { forceReduceVariant } from '../../src/ops/reduce-core.js';
+import { forEachVariant } from './variants.js';
 import * as ref from '../ref/nn.js';
 import * as core from '../ref/core.js';
 import { checkOp, randArray, rng } from '../helpers/parity.js';
 import { empty, tensor } from '../../src/tensor/tensor.js';
 import { getGpu } from '../../src/gpu/index.js';
-
-async function forEachVariant(fn: (v: ReduceVariant | 'auto') => Promise<void>): Promise<void> {
-  for (const v of ['auto', 'wg', 'thread'] as const) {
-    forceReduceVariant(v === 'auto' ? null : v);
-    try {
-      await fn(v);
-    } finally {
-      forceReduceVariant(null);
-    }
-  }
-}
 
 const cases: { shape: number[]; axis: number }[] = [
   { shape: [1], axis: 0 },
