@@ -8,7 +8,7 @@ import { GpuError, shaderSource, type Gpu, type Kernel } from '../gpu/index.js';
 import { Uniforms } from '../gpu/uniforms.js';
 import { record } from '../autograd/tape.js';
 import { empty, shapeStr, type Shape, type Tensor } from '../tensor/tensor.js';
-import { checkBindable, dimsAround, normAxis, reduceInto, type ReduceDims, type ReduceOp } from './reduce-core.js';
+import { checkBindable, dimsAround, normAxis, reduceInto, type ReduceDims } from './reduce-core.js';
 
 export { forceReduceVariant, type ReduceVariant } from './reduce-core.js';
 
@@ -133,9 +133,20 @@ export function argmax(x: Tensor, axis?: number, keepDim = false): Tensor {
   return y;
 }
 
-/** Raw (no autograd) reduction of `x` into a new tensor of `outShape`; used by other op families. */
-export function reduceRaw(op: Exclude<ReduceOp, 'max'>, x: Tensor, dims: ReduceDims, outShape: Shape, opts: { scale?: number; inScale?: number; label?: string } = {}): Tensor {
-  const y = empty(outShape, op === 'argmax' ? 'i32' : 'f32', x.gpu, opts.label ?? op);
-  reduceInto(op, x, dims, { value: y }, opts);
+/**
+ * Raw (no autograd) reduction of `x` viewed as `dims` into a new tensor of `outShape` (outer*inner
+ * elements): for other op families that need a fixed-order sum, logsumexp or argmax inside a kernel
+ * sequence of their own.
+ */
+export function reduceRaw(op: 'sum' | 'lse' | 'argmax', x: Tensor, dims: ReduceDims, outShape: Shape, opts: { scale?: number; inScale?: number; label?: string } = {}): Tensor {
+  const label = opts.label ?? `reduceRaw ${op}`;
+  x.assertAlive(label);
+  if (x.dtype !== 'f32') throw new GpuError(`${label}: ${x.describe()} must be f32`);
+  if (dims.outer * dims.n * dims.inner !== x.size || outShape.reduce((a, b) => a * b, 1) !== dims.outer * dims.inner) {
+    throw new GpuError(`${label}: view [${dims.outer},${dims.n},${dims.inner}] -> ${shapeStr(outShape)} does not fit ${x.describe()}`);
+  }
+  checkBindable(label, x);
+  const y = empty(outShape, op === 'argmax' ? 'i32' : 'f32', x.gpu, label);
+  reduceInto(op, x, dims, { value: y }, { ...opts, label });
   return y;
 }

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cosineSim, l2normalize, pairwiseSqDist } from '../../src/ops/distance.js';
+import { cosineSim, forcePairTile, l2normalize, pairwiseSqDist } from '../../src/ops/distance.js';
 import { forceReduceVariant } from '../../src/ops/reduce-core.js';
 import { forEachVariant } from './variants.js';
 import * as ref from '../ref/nn.js';
@@ -31,16 +31,33 @@ test('l2normalize: rows with norm below eps are divided by eps (gradient g / eps
   });
 });
 
-test('pairwiseSqDist: shapes (non-multiples of the 4x4 tile), gradients for both sides', async () => {
+/** Runs a block with the CPU (16x16) and GPU (8x8) register tiles of the pair kernel. */
+async function forEachTile(fn: (tile: string) => Promise<void>): Promise<void> {
+  for (const tile of [
+    [16, 4],
+    [8, 2],
+  ] as [number, number][]) {
+    forcePairTile(tile);
+    try {
+      await fn(`${tile[0]}x${4 * tile[1]}`);
+    } finally {
+      forcePairTile(null);
+    }
+  }
+}
+
+test('pairwiseSqDist: shapes (non-multiples of the tiles), gradients for both sides, both tiles', async () => {
+  await forEachTile(async (tile) => {
   for (const [n, m, d] of [
     [1, 1, 1],
     [5, 3, 7],
     [33, 17, 64],
-    [8, 70, 1000],
+    [8, 70, 300],
   ]) {
-    await checkOp({ name: `pairwiseSqDist [${n},${d}] [${m},${d}]`, inputs: [{ shape: [n, d] }, { shape: [m, d] }], gpu: pairwiseSqDist, ref: ref.pairwiseSqDist, fdCoords: 8 });
+    await checkOp({ name: `pairwiseSqDist [${n},${d}] [${m},${d}] (${tile})`, inputs: [{ shape: [n, d] }, { shape: [m, d] }], gpu: pairwiseSqDist, ref: ref.pairwiseSqDist, fd: tile === '16x16', fdCoords: 8 });
   }
-  await checkOp({ name: 'pairwiseSqDist b frozen', inputs: [{ shape: [6, 10] }, { shape: [9, 10], grad: false }], gpu: pairwiseSqDist, ref: ref.pairwiseSqDist });
+  await checkOp({ name: `pairwiseSqDist b frozen (${tile})`, inputs: [{ shape: [6, 10] }, { shape: [9, 10], grad: false }], gpu: pairwiseSqDist, ref: ref.pairwiseSqDist });
+  });
 });
 
 test('pairwiseSqDist: near neighbours far from the origin stay accurate (direct differences)', async () => {
@@ -54,17 +71,19 @@ test('pairwiseSqDist: near neighbours far from the origin stay accurate (direct 
   assert.ok(r.fwd < 1e-5);
 });
 
-test('cosineSim: shapes, gradients, a and b the same tensor', async () => {
+test('cosineSim: shapes, gradients, a and b the same tensor, both tiles', async () => {
+  await forEachTile(async (tile) => {
   for (const [n, m, d] of [
     [1, 1, 1],
     [5, 3, 7],
     [33, 17, 512],
     [4, 1000, 64],
   ]) {
-    await checkOp({ name: `cosineSim [${n},${d}] [${m},${d}]`, inputs: [{ shape: [n, d] }, { shape: [m, d] }], gpu: (a, b) => cosineSim(a, b), ref: (a, b) => ref.cosineSim(a, b), fdCoords: 8 });
+    await checkOp({ name: `cosineSim [${n},${d}] [${m},${d}] (${tile})`, inputs: [{ shape: [n, d] }, { shape: [m, d] }], gpu: (a, b) => cosineSim(a, b), ref: (a, b) => ref.cosineSim(a, b), fd: tile === '16x16', fdCoords: 8 });
   }
-  await checkOp({ name: 'cosineSim(a, a)', inputs: [{ shape: [6, 16] }], gpu: (a) => cosineSim(a, a), ref: (a) => ref.cosineSim(a, a) });
-  await checkOp({ name: 'cosineSim text frozen', inputs: [{ shape: [3, 32] }, { shape: [10, 32], grad: false }], gpu: (a, b) => cosineSim(a, b), ref: (a, b) => ref.cosineSim(a, b) });
+  await checkOp({ name: `cosineSim(a, a) (${tile})`, inputs: [{ shape: [6, 16] }], gpu: (a) => cosineSim(a, a), ref: (a) => ref.cosineSim(a, a) });
+  await checkOp({ name: `cosineSim text frozen (${tile})`, inputs: [{ shape: [3, 32] }, { shape: [10, 32], grad: false }], gpu: (a, b) => cosineSim(a, b), ref: (a, b) => ref.cosineSim(a, b) });
+  });
 });
 
 test('rows beyond 65535 workgroups / invocation blocks (grid split over y)', async () => {
