@@ -65,7 +65,7 @@ export function forceRowWorkgroup(wg: number | null): void {
   forcedWg = wg ?? 0;
 }
 
-/** Largest power-of-two workgroup the device allows (three 4-byte tree slots per invocation). */
+/** Largest power-of-two workgroup the device allows (up to 16 bytes of tree memory per invocation). */
 function maxWorkgroup(gpu: Gpu): number {
   const lim = gpu.limits;
   const cap = Math.min(1024, lim.maxComputeInvocationsPerWorkgroup, lim.maxComputeWorkgroupSizeX, Math.floor(lim.maxComputeWorkgroupStorageSize / 16));
@@ -190,7 +190,7 @@ function reduceKernel(gpu: Gpu, op: ReduceOp, variant: ReduceVariant, firstPass:
 }
 
 export interface ReduceOutputs {
-  /** f32 result (sum/max/lse), or the i32 index for argmax. */
+  /** f32 result (sum/max/lse; 2 values per row for lsepair), or the i32 index for argmax. */
   value?: Tensor;
   /** i32 index of the first maximum (op 'max' only; required there). */
   index?: Tensor;
@@ -215,7 +215,7 @@ export function reduceInto(op: ReduceOp, x: Tensor, d: ReduceDims, out: ReduceOu
   const label = opts.label ?? `reduce ${op}`;
   const nOut = d.outer * d.inner;
   if (d.outer * d.n * d.inner !== x.size) throw new GpuError(`${label}: view [${d.outer},${d.n},${d.inner}] does not cover ${x.describe()}`);
-  const target = op === 'argmax' ? out.value : out.value;
+  const target = out.value;
   if (!target) throw new GpuError(`${label}: no output given`);
   if (op === 'max' && !out.index) throw new GpuError(`${label}: max needs an index output`);
   if (nOut === 0) return;

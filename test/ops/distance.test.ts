@@ -8,7 +8,7 @@ import { checkOp, randArray, relErr } from '../helpers/parity.js';
 import { tensor } from '../../src/tensor/tensor.js';
 import { getGpu } from '../../src/gpu/index.js';
 
-test('l2normalize: shapes, both kernel variants', async () => {
+test('l2normalize: shapes, every kernel configuration', async () => {
   await forEachVariant(async (v) => {
     for (const shape of [[1, 1], [5, 7], [3, 512], [2, 3, 768], [2, 30000]]) {
       await checkOp({

@@ -12,7 +12,7 @@ import { getGpu } from '../../src/gpu/index.js';
 // workgroup beyond), rows over the 64-row chunk of the dW/db partials.
 const shapes = [[1, 1], [3, 7], [5, 128], [4, 129], [2, 3, 512], [3, 768], [2, 1024], [130, 13], [1, 2053]];
 
-test('layerNorm: x, weight, bias gradients; widths 1..1024; both kernel variants', async () => {
+test('layerNorm: x, weight, bias gradients; widths 1..1024; every kernel configuration', async () => {
   await forEachVariant(async (v) => {
     for (const shape of shapes) {
       const d = shape[shape.length - 1]!;

@@ -12,8 +12,9 @@ import { getGpu } from '../../src/gpu/index.js';
 
 type Case = { shape: number[]; axis?: number; keepDim?: boolean };
 
-// Sizes 1, primes, non-multiples of the workgroup (128) and of the thread block (64), rows just
-// over the short-row threshold (65), long rows split into several chunks (50000 > 128*32).
+// Sizes 1, primes, non-multiples of the workgroups (8, 256) and of the invocation block (64), rows
+// over the GPU short-row threshold (65), rows split into several chunks (50000 > 128 and > 256 * 32),
+// many rows, reductions over leading and middle axes.
 const cases: Case[] = [
   { shape: [1] },
   { shape: [1], axis: 0 },
@@ -34,7 +35,7 @@ const cases: Case[] = [
 const name = (op: string, c: Case, v: string) => `${op} ${JSON.stringify(c.shape)} axis ${c.axis} keep ${!!c.keepDim} (${v})`;
 const big = (c: Case) => c.shape.reduce((a, b) => a * b, 1) > 20000;
 
-test('sum and mean: every axis, keepDim, global, both kernel variants', async () => {
+test('sum and mean: every axis, keepDim, global, every kernel configuration', async () => {
   await forEachVariant(async (v) => {
     for (const c of cases) {
       await checkOp({ name: name('sum', c, v), inputs: [{ shape: c.shape }], gpu: (x) => ops.sum(x, c.axis, c.keepDim), ref: (x) => core.sum(x, c.axis, c.keepDim), fd: v === 'auto', fdCoords: big(c) ? 4 : 24 });
@@ -43,7 +44,7 @@ test('sum and mean: every axis, keepDim, global, both kernel variants', async ()
   });
 });
 
-test('max (gradient to the first maximum) and logsumexp, both kernel variants', async () => {
+test('max (gradient to the first maximum) and logsumexp, every kernel configuration', async () => {
   await forEachVariant(async (v) => {
     for (const c of cases) {
       await checkOp({ name: name('max', c, v), inputs: [{ shape: c.shape }], gpu: (x) => ops.max(x, c.axis, c.keepDim), ref: (x) => ref.max(x, c.axis, c.keepDim), fd: v === 'auto', fdCoords: big(c) ? 4 : 24 });
@@ -82,27 +83,32 @@ test('logsumexp handles -inf entries and huge values without overflow', async ()
 });
 
 test('argmax returns the first maximum (ties), per axis and global', async () => {
-  const gpu = await getGpu();
   const shapes: Case[] = [
     { shape: [3, 4], axis: 1 },
     { shape: [3, 4], axis: 0 },
     { shape: [3, 4] },
     { shape: [2, 300], axis: 1 },
-    { shape: [3, 9000], axis: 1 },
+    { shape: [3, 9000], axis: -1 },
     { shape: [50001] },
   ];
   await forEachVariant(async (v) => {
     for (const c of shapes) {
       const n = c.shape.reduce((a, b) => a * b, 1);
       // Few distinct values: many ties, so "first" is really tested.
-      const data = Float32Array.from(randArray(n, 77), (x) => Math.round(x * 3));
-      const x = tensor(data, c.shape, 'f32', gpu);
-      const y = ops.argmax(x, c.axis);
-      assert.is(y.dtype, 'i32');
-      assert.equal([...(await y.read())], ref.argmax(data, c.shape, c.axis), `argmax ${JSON.stringify(c)} (${v})`);
-      assert.is(y.requiresGrad, false);
-      x.dispose();
-      y.dispose();
+      const data = Array.from(randArray(n, 77), (x) => Math.round(x * 3));
+      const outShape = c.axis === undefined ? [] : c.shape.filter((_, i) => i !== (c.axis! + c.shape.length) % c.shape.length);
+      await checkOp({
+        name: `argmax ${JSON.stringify(c)} (${v})`,
+        inputs: [{ shape: c.shape, data }],
+        gpu: (x) => {
+          const y = ops.argmax(x, c.axis);
+          assert.ok(y.dtype === 'i32' && !y.requiresGrad);
+          return y;
+        },
+        ref: (x) => core.R.from(ref.argmax(x.data, c.shape, c.axis), outShape),
+        forwardOnly: true,
+        fwdTol: 0,
+      });
     }
   });
 });
