@@ -5,6 +5,7 @@ import { Uniforms } from '../gpu/uniforms.js';
 import { record } from '../autograd/tape.js';
 import { empty, shapeStr, shapeSize, type Shape, type Tensor } from '../tensor/tensor.js';
 import { needsWindows, partition, whole } from './window.js';
+import { checkBindable, reduceInto } from './reduce-core.js';
 
 const MAX_RANK = 8;
 
@@ -88,29 +89,48 @@ export function mapRaw(expr: string, a: Tensor, b: Tensor | null, alpha = 0, bet
   return o;
 }
 
-/** Sums `g` over broadcast dims so it has `shape` (identity handle if shapes match). */
+/**
+ * Sums `g` over broadcast dims so it has `shape` (identity handle if shapes match). Runs the
+ * fixed-order tree reductions of reduce-core.ts, one reduction per run of adjacent reduced dims
+ * (left to right), so large reductions are fast, accurate and bit-identical run to run.
+ */
 export function sumTo(g: Tensor, shape: Shape): Tensor {
   if (sameShape(g.shape, shape)) return g.share();
-  const gpu = g.gpu;
   const r = g.shape.length;
-  // keep[i] = 1 where the output has dim i; size-1 dims count as reduced (a sum over one element).
-  const keep: number[] = [];
+  for (let i = 0; i < shape.length - r; i++) {
+    if (shape[i] !== 1) throw new GpuError(`sumTo: ${shapeStr(g.shape)} cannot reduce to ${shapeStr(shape)}`);
+  }
+  // Alternating runs of kept and reduced dims; size-1 dims are dropped (they change nothing).
+  const runs: { size: number; keep: boolean }[] = [];
   for (let i = 0; i < r; i++) {
     const si = shape[shape.length - r + i] ?? 1;
-    if (si !== g.shape[i] && si !== 1) throw new GpuError(`sumTo: ${shapeStr(g.shape)} cannot reduce to ${shapeStr(shape)}`);
-    keep.push(si === g.shape[i] && si !== 1 ? 1 : 0);
+    const gi = g.shape[i]!;
+    if (si !== gi && si !== 1) throw new GpuError(`sumTo: ${shapeStr(g.shape)} cannot reduce to ${shapeStr(shape)}`);
+    if (gi === 1) continue;
+    const keep = si === gi;
+    const last = runs[runs.length - 1];
+    if (last && last.keep === keep) last.size *= gi;
+    else runs.push({ size: gi, keep });
   }
-  const nOut = shapeSize(shape);
-  const o = empty(shape, 'f32', gpu, 'sumTo');
-  const kernel = gpu.kernel('sum_to', () => ({ label: 'sum_to', code: shaderSource('sum_to'), bindings: ['read', 'rw'], uniform: true }));
-  gpu.dispatch({
-    kernel,
-    buffers: [g.buffer, o.buffer],
-    uniforms: new Uniforms().u32(nOut, r, g.size / Math.max(1, nOut), 0).vec4u(g.shape, 2).vec4u(keep, 2).done(),
-    workgroups: gpu.grid(Math.ceil(nOut / 64)),
-    label: `sumTo ${shapeStr(g.shape)}->${shapeStr(shape)}`,
-  });
-  return o;
+  if (shapeSize(shape) === g.size) return g.share(shape);
+  checkBindable('sumTo', g);
+  let cur = g;
+  for (;;) {
+    const j = runs.findIndex((run) => !run.keep);
+    let outer = 1;
+    let inner = 1;
+    for (let k = 0; k < j; k++) outer *= runs[k]!.size;
+    for (let k = j + 1; k < runs.length; k++) inner *= runs[k]!.size;
+    const n = runs[j]!.size;
+    runs.splice(j, 1);
+    if (runs[j - 1]?.keep && runs[j]?.keep) runs.splice(j - 1, 2, { size: runs[j - 1]!.size * runs[j]!.size, keep: true });
+    const last = !runs.some((run) => !run.keep);
+    const o = last ? empty(shape, 'f32', g.gpu, 'sumTo') : empty([outer * inner], 'f32', g.gpu, 'sumTo partial');
+    reduceInto('sum', cur, { outer, n, inner }, { value: o }, { label: `sumTo ${shapeStr(g.shape)}->${shapeStr(shape)}` });
+    if (cur !== g) cur.dispose();
+    if (last) return o;
+    cur = o;
+  }
 }
 
 function binary(
@@ -132,6 +152,9 @@ function binary(
     const sy = want(saves.y) ? ctx.save(y) : null;
     return (g) => {
       const [ga, gb] = grads(g, sa, sb, sy);
+      // A closure may return a handle for an input that needs no gradient (e.g. add's g.share()).
+      if (!needs[0]) ga?.dispose();
+      if (!needs[1]) gb?.dispose();
       const ra = needs[0] && ga ? reduceOwned(ga, aShape) : null;
       const rb = needs[1] && gb ? reduceOwned(gb, bShape) : null;
       return [ra, rb];
