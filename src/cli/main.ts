@@ -3,9 +3,29 @@
 // loaded only when asked for, so `cliptune tokenize` does not start a GPU device.
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<(argv: string[]) => Promise<number>> }> = {
+  doctor: {
+    summary: 'show the WebGPU adapter, run a kernel self-test and a short matmul benchmark',
+    load: async () => (await import('./doctor.js')).doctorCommand,
+  },
+  embed: {
+    summary: 'image and text embeddings of a CLIP checkpoint, written as safetensors',
+    load: async () => (await import('./embed.js')).embedCommand,
+  },
+  zeroshot: {
+    summary: 'zero-shot classification of images with class-name prompts',
+    load: async () => (await import('./zeroshot.js')).zeroshotCommand,
+  },
   tokenize: {
     summary: "print CLIP token ids of texts as JSON arrays",
     load: async () => (await import('./tokenize.js')).tokenizeCommand,
+  },
+  world: {
+    summary: "write a dataset of the synthetic shapes world (class folders + CoOp split JSON)",
+    load: async () => (await import('./world.js')).worldCommand,
+  },
+  download: {
+    summary: 'fetch a Hugging Face CLIP model folder (needs network access)',
+    load: async () => (await import('./download.js')).downloadCommand,
   },
   convert: {
     summary: "convert OpenAI/PyTorch .pt checkpoints to safetensors (no pickle code is run)",

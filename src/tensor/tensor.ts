@@ -49,6 +49,8 @@ export class Storage {
 
 // Scopes: tensors created while a scope is open are disposed when it closes, unless returned or kept.
 const scopes: Set<Tensor>[] = [];
+/** Set while creating handles that no scope may own (shares kept by the tape). */
+let untracked = false;
 
 let nextId = 1;
 
@@ -71,7 +73,7 @@ export class Tensor {
   ) {
     this.size = shapeSize(shape);
     const top = scopes[scopes.length - 1];
-    if (top) top.add(this);
+    if (top && !untracked) top.add(this);
   }
 
   get requiresGrad(): boolean {
@@ -117,11 +119,11 @@ export class Tensor {
     this.assertAlive('share');
     if (shapeSize(shape) !== this.size) throw new GpuError(`reshape ${this.describe()} to ${shapeStr(shape)}: sizes differ`);
     this.storage.retain();
-    const saved = scopes.pop();
+    untracked = true;
     try {
       return new Tensor(this.gpu, shape, this.dtype, this.storage);
     } finally {
-      if (saved) scopes.push(saved);
+      untracked = false;
     }
   }
 

@@ -97,9 +97,25 @@ test('limits are checked before encoding', async () => {
   const gpu = await createGpu({ limitOverrides: { maxStorageBufferBindingSize: 1024 } });
   assert.is(gpu.limits.maxStorageBufferBindingSize, 1024);
   const a = zeros([1000], 'f32', gpu);
+  const k = gpu.kernel('limit-test', () => ({
+    label: 'limit test',
+    code: '@group(0) @binding(0) var<storage, read_write> o: array<f32>;\n@compute @workgroup_size(1) fn main() { o[0] = 1.0; }',
+    bindings: ['rw'],
+  }));
   const before = gpu.counters.dispatches;
-  assert.throws(() => ew.exp(a), /exp \[1000\]: binding 0 is \d+ bytes, over this device's maxStorageBufferBindingSize 1024/);
+  assert.throws(
+    () => gpu.dispatch({ kernel: k, buffers: [a.buffer], workgroups: [1], label: 'whole-buffer op' }),
+    /whole-buffer op: binding 0 is \d+ bytes, over this device's maxStorageBufferBindingSize 1024/,
+  );
+  // Same-shape maps are bound in windows; broadcasting a windowed tensor is refused up front.
+  const b = zeros([1], 'f32', gpu);
+  assert.throws(() => ew.add(a, b), /not supported/);
   assert.is(gpu.counters.dispatches, before);
+  const e = ew.exp(a);
+  assert.ok(gpu.counters.dispatches > before, 'windowed map ran');
+  assert.ok(((await e.read()) as Float32Array).every((v) => v === 1));
+  e.dispose();
+  b.dispose();
   assert.throws(() => gpu.grid(70000 * 70000), /exceed/);
   assert.throws(() => empty([gpu.limits.maxBufferSize], 'f32', gpu), /over this device's maxBufferSize/);
   a.dispose();
@@ -131,6 +147,15 @@ test('the device reports adapter facts read from the device, not assumed', async
   assert.ok(['llvmpipe', 'lavapipe', 'swiftshader', 'gpu'].includes(gpu.kind));
   assert.ok(gpu.limits.maxStorageBufferBindingSize >= 128 * 1024 * 1024, 'adapter limits were requested');
   assert.ok(gpu.limits.maxComputeInvocationsPerWorkgroup >= 256, 'adapter limits were requested');
+});
+
+test('handles saved for backward survive nested scopes', async () => {
+  const w = tensor([1, 2, 3]).param();
+  const y = tidy(() => tidy(() => tidy(() => ew.mul(w, tensor([4, 5, 6])))));
+  y.backward({ gradient: tensor([1, 1, 1]) });
+  assert.equal([...(await w.grad!.read())], [4, 5, 6]);
+  y.dispose();
+  w.dispose();
 });
 
 test.run();
