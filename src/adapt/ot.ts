@@ -6,7 +6,8 @@
 //
 // Solvers (each one or two dispatches, all choices fixed-order, outputs bit-identical run to run):
 // - exact, B <= 8 ('enumerate'): all B! permutations ranked by their row-order f32 sum
-//   (shaders/ot_enum.wgsl, ot_enum_select.wgsl). O(B! B^2) work over ceil(B!/512) workgroups + one.
+//   (shaders/ot_enum.wgsl, ot_enum_select.wgsl). O(B! B) work over ceil(B!/(24*64)) workgroups
+//   (27 at B = 8), then one workgroup for the argmin and the outputs.
 //   Ties go to the smallest permutation index (lexicographic rank), so the identity (index 0) wins
 //   any exact tie it is in.
 // - exact, any B up to 512 ('hungarian'): shortest-augmenting-path Hungarian with dual potentials in
@@ -22,7 +23,7 @@ import { record, noGrad } from '../autograd/tape.js';
 import { empty, keep, zeros, type Tensor } from '../tensor/tensor.js';
 import { add, mapRaw } from '../ops/elementwise.js';
 
-/** Indices into the stats tensor (f32[8]) every solver writes. */
+/** Indices into the stats tensor (f32[9]) every solver writes. */
 export const OT_STAT = {
   /** 1 if the plan is not the identity/B (exact); 1 if some row's largest entry is off the diagonal (Sinkhorn). */
   nonIdentity: 0,
@@ -38,10 +39,12 @@ export const OT_STAT = {
   dualGap: 5,
   /** 1 if C holds a NaN or an infinity. */
   nonFinite: 6,
-  /** Solver steps: B! (enumerate), Dijkstra steps (Hungarian), iterations (Sinkhorn). */
+  /** Solver steps: B! (enumerate), Dijkstra steps (Hungarian), iterations run (Sinkhorn). */
   steps: 7,
+  /** 1 if the device cut a solver loop short (see LOOP_BUDGET): the outputs are not to be trusted. */
+  incomplete: 8,
 } as const;
-export const OT_STAT_COUNT = 8;
+export const OT_STAT_COUNT = 9;
 
 export type OtSolver = 'exact' | 'sinkhorn';
 export type ExactAlgorithm = 'auto' | 'enumerate' | 'hungarian';
@@ -73,11 +76,33 @@ export const OT_DEFAULT_ITERATIONS = 100;
 export const SINKHORN_MAX_ITERATIONS = 1 << 20;
 
 const WG = 64;
-/** Permutations ranked per invocation by the enumeration pass. */
-const ENUM_PER = 8;
+/** The enumeration pass's invocations each walk the TAIL! orders of the last TAIL rows. */
+const ENUM_TAIL = 4;
 const FACTORIALS = [1, 1, 2, 6, 24, 120, 720, 5040, 40320];
 
-/** Workgroup-array capacity tiers (index 0 of the Hungarian arrays is the virtual start, hence +1). */
+/**
+ * Loop iterations one invocation may run in one dispatch. Mesa's llvmpipe and lavapipe (the CPU
+ * adapters) give each invocation a single counter of 65535 loop iterations shared by all its loops
+ * (a loop entry costs one more) and silently exit every loop once it runs out; the cost models below
+ * over-count, and the long solvers split their work into dispatches under this budget. Real GPUs have
+ * no such counter, but the split also bounds each dispatch's run time (watchdogs), and it changes no
+ * result: the state is carried between dispatches bit for bit.
+ */
+export const LOOP_BUDGET = 60000;
+
+/** Test hooks: force the Hungarian's workgroup size, or a smaller loop budget (more dispatches). */
+export interface OtKernelOverrides {
+  hungarianWorkgroup?: 16 | 32 | 64;
+  loopBudget?: number;
+}
+let overrides: OtKernelOverrides = {};
+export function setOtKernelOverrides(o: OtKernelOverrides): OtKernelOverrides {
+  const prev = overrides;
+  overrides = { ...o };
+  return prev;
+}
+
+/** Workgroup-array capacity tiers (the Hungarian adds 1 for its virtual start row/column). */
 function tier(n: number, tiers: readonly number[]): number {
   for (const t of tiers) if (n <= t) return t;
   return tiers[tiers.length - 1]!;
@@ -85,11 +110,11 @@ function tier(n: number, tiers: readonly number[]): number {
 const HUNGARIAN_TIERS = [64, 256, 512];
 const SINKHORN_TIERS = [64, 256, 1024];
 
-function hungarianBytes(cap: number): number {
-  return 7 * 4 * (cap + 1) + 2 * 4 * WG + 3 * 4;
+function hungarianBytes(cap: number, wg: number): number {
+  return 7 * 4 * (cap + 1) + 2 * 4 * wg + 9 * 4;
 }
 function sinkhornBytes(cap: number): number {
-  return 2 * 4 * cap + 5 * 4 * WG + 4;
+  return 2 * 4 * cap + 5 * 4 * WG + 5 * 4;
 }
 
 /** Largest B each solver accepts on this device (workgroup memory and invocation limits). */
@@ -101,30 +126,43 @@ export function otMaxB(gpu: Gpu): { enumerate: number; hungarian: number; sinkho
     for (const t of tiers) if (bytes(t) <= mem) best = t;
     return wgOk ? best : 0;
   };
-  return { enumerate: wgOk ? ENUMERATE_MAX_B : 0, hungarian: fit(HUNGARIAN_TIERS, hungarianBytes), sinkhorn: fit(SINKHORN_TIERS, sinkhornBytes) };
+  return {
+    enumerate: wgOk ? ENUMERATE_MAX_B : 0,
+    hungarian: fit(HUNGARIAN_TIERS, (c) => hungarianBytes(c, WG)),
+    sinkhorn: fit(SINKHORN_TIERS, sinkhornBytes),
+  };
 }
 
-function source(name: string, defines: Record<string, number> = {}, exact = false): string {
-  return shaderSource('ot_common') + (exact ? shaderSource('ot_exact_out') : '') + shaderSource(name, defines);
+function source(name: string, wg: number, defines: Record<string, string | number> = {}, exact = false): string {
+  return shaderSource('ot_common', { WG: wg }) + (exact ? shaderSource('ot_exact_out') : '') + shaderSource(name, defines);
 }
 
 function enumKernels(gpu: Gpu): { pass: Kernel; select: Kernel } {
   return {
-    pass: gpu.kernel('ot_enum', () => ({ label: 'ot_enum', code: source('ot_enum'), bindings: ['read', 'rw'], uniform: true })),
+    pass: gpu.kernel('ot_enum', () => ({ label: 'ot_enum', code: source('ot_enum', WG), bindings: ['read', 'rw'], uniform: true })),
     select: gpu.kernel('ot_enum_select', () => ({
       label: 'ot_enum_select',
-      code: source('ot_enum_select', {}, true),
+      code: source('ot_enum_select', WG, {}, true),
       bindings: ['read', 'read', 'rw', 'rw', 'rw'],
       uniform: true,
     })),
   };
 }
 
-function hungarianKernel(gpu: Gpu, cap: number): Kernel {
-  return gpu.kernel(`ot_hungarian:${cap}`, () => ({
-    label: `ot_hungarian cap ${cap}`,
-    code: source('ot_hungarian', { CAP: cap + 1 }, true),
-    bindings: ['read', 'rw', 'rw', 'rw'],
+/** The Hungarian's argmin over the WG proposals, unrolled (no loop: no loop budget, no branch). */
+function scanCode(wg: number): string {
+  const lines: string[] = [];
+  for (let t = 0; t < wg; t++) {
+    lines.push(`    if (better(prop_value[${t}u], prop_col[${t}u], delta, j1)) { delta = prop_value[${t}u]; j1 = prop_col[${t}u]; }`);
+  }
+  return lines.join('\n');
+}
+
+function hungarianKernel(gpu: Gpu, cap: number, wg: number): Kernel {
+  return gpu.kernel(`ot_hungarian:${cap}:${wg}`, () => ({
+    label: `ot_hungarian cap ${cap} wg ${wg}`,
+    code: source('ot_hungarian', wg, { CAP: cap + 1, SCAN: scanCode(wg) }, true),
+    bindings: ['read', 'rw', 'rw', 'rw', 'rw'],
     uniform: true,
   }));
 }
@@ -132,10 +170,74 @@ function hungarianKernel(gpu: Gpu, cap: number): Kernel {
 function sinkhornKernel(gpu: Gpu, cap: number): Kernel {
   return gpu.kernel(`ot_sinkhorn:${cap}`, () => ({
     label: `ot_sinkhorn cap ${cap}`,
-    code: source('ot_sinkhorn', { CAP: cap }),
-    bindings: ['read', 'rw', 'rw', 'rw'],
+    code: source('ot_sinkhorn', WG, { CAP: cap }),
+    bindings: ['read', 'rw', 'rw', 'rw', 'rw'],
     uniform: true,
   }));
+}
+
+/** Loop cost of a loop running `trips` times: measured on llvmpipe, trips + 1 for a loop in main and
+ * up to trips + 2 for one in a called function (calibrated in test/adapt/ot.test.ts). */
+const L = (trips: number) => trips + 2;
+/** Canary, barrier bookkeeping and rounding slack per dispatch. */
+const SLACK = 64;
+
+/** Exact-output stage (ot_exact_out.wgsl) and the non-finite scan, per invocation. */
+function exactOutputCost(n: number, wg: number): number {
+  return L(Math.ceil((n * n) / wg)) * 2 + L(n) + L(2);
+}
+
+export interface DispatchPlan {
+  /** Steps (Hungarian) or iterations (Sinkhorn) per dispatch. */
+  chunks: number[];
+  /** Whether the last dispatch runs no steps and only finishes (its budget is the output stage). */
+  finishOnly: boolean;
+}
+
+/**
+ * How the Hungarian's worst case n(n+1)/2 Dijkstra steps are split into dispatches under the loop
+ * budget: per step, invocation 0 runs the relax and update loops (ceil((n+1)/wg) + 1 each), the
+ * amortised row start (the same again) and augmentation (<= 1 link per step plus one entry per row).
+ */
+export function hungarianPlan(n: number, wg: number, budget = overrides.loopBudget ?? LOOP_BUDGET): DispatchPlan {
+  const cpt = Math.ceil((n + 1) / wg);
+  const perStep = 3 * L(cpt) + 4;
+  const io = 2 * L(cpt) + L(5);
+  const finish = L(cpt) * 2 + cpt * L(n) + L(wg) + 3 * L(n) + exactOutputCost(n, wg);
+  const total = (n * (n + 1)) / 2;
+  if (L(cpt) + finish + total * perStep + SLACK <= budget) return { chunks: [total], finishOnly: false };
+  const per = Math.floor((budget - io - SLACK) / perStep);
+  if (per < 1 || io + finish + SLACK > budget) throw new GpuError(`hungarian B=${n}: loop budget ${budget} too small`);
+  const chunks: number[] = [];
+  for (let left = total; left > 0; left -= per) chunks.push(Math.min(per, left));
+  return { chunks, finishOnly: true };
+}
+
+/**
+ * How `iterations` Sinkhorn iterations are split under the loop budget: per iteration, each
+ * invocation runs ceil(n/64) row and column LSEs of two loops of floor(n/4) trips.
+ */
+export function sinkhornPlan(n: number, iterations: number, budget = overrides.loopBudget ?? LOOP_BUDGET): DispatchPlan {
+  const rpt = Math.ceil(n / WG);
+  const perIter = 1 + 2 * (L(rpt) + rpt * 2 * L(Math.floor(n / 4)));
+  const io = 2 * L(rpt);
+  const output = L(rpt) + rpt * L(n) + L(Math.ceil((n * n) / WG)) + L(WG) + L(2);
+  const lastCap = Math.floor((budget - io - output - SLACK) / perIter);
+  const midCap = Math.floor((budget - io - SLACK) / perIter);
+  if (midCap < 1 || io + output + SLACK > budget) throw new GpuError(`sinkhorn B=${n}: loop budget ${budget} too small`);
+  if (iterations <= lastCap) return { chunks: [iterations], finishOnly: false };
+  const chunks: number[] = [];
+  let left = iterations;
+  while (left > Math.max(0, lastCap)) {
+    const k = Math.min(midCap, left - Math.max(0, lastCap));
+    chunks.push(k);
+    left -= k;
+  }
+  if (lastCap >= 1) {
+    chunks.push(left);
+    return { chunks, finishOnly: false };
+  }
+  return { chunks, finishOnly: true };
 }
 
 interface Resolved {
@@ -181,6 +283,37 @@ function resolve(C: Tensor, opts: OtOptions, op: string): Resolved {
   return { n, kind, epsilon: 0, iterations: 0 };
 }
 
+/** The trip count of the loop canaries (a uniform, so no compiler can fold the loop away). */
+const CANARY = 2;
+
+/**
+ * Encodes a resumable single-workgroup solver as the dispatches of `plan`; the state (stateWords
+ * u32) lives in a pooled scratch buffer between them.
+ */
+function runChunks(
+  gpu: Gpu,
+  kernel: Kernel,
+  plan: DispatchPlan,
+  stateWords: number,
+  [C, out, loss, stats]: readonly [Tensor, Tensor, Tensor, Tensor],
+  uniforms: (work: number, first: number, last: number) => Uint32Array,
+  label: string,
+): void {
+  const single = plan.chunks.length === 1 && !plan.finishOnly;
+  const state = empty([single ? 1 : stateWords], 'u32', gpu, 'ot state');
+  const work = plan.finishOnly ? [...plan.chunks, 0] : plan.chunks;
+  work.forEach((w, k) => {
+    gpu.dispatch({
+      kernel,
+      buffers: [C.buffer, state.buffer, out.buffer, loss.buffer, stats.buffer],
+      uniforms: uniforms(w, k === 0 ? 1 : 0, k === work.length - 1 ? 1 : 0),
+      workgroups: [1],
+      label: work.length > 1 ? `${label} (${k + 1}/${work.length})` : label,
+    });
+  });
+  state.dispose();
+}
+
 /** Solves the OT problem for C on the GPU (no autograd, no readback). */
 export function otSolve(C: Tensor, opts: OtOptions): OtResult {
   const r = resolve(C, opts, 'otSolve');
@@ -197,39 +330,35 @@ function encode(C: Tensor, r: Resolved): OtResult {
   if (r.kind === 'enumerate') {
     const k = enumKernels(gpu);
     const count = FACTORIALS[n]!;
-    const parts = Math.ceil(count / (WG * ENUM_PER));
+    const tail = Math.min(n, ENUM_TAIL);
+    const parts = Math.ceil(count / FACTORIALS[tail]! / WG);
     const part = empty([2 * parts], 'u32', gpu, 'ot partials');
     gpu.dispatch({
       kernel: k.pass,
       buffers: [C.buffer, part.buffer],
-      uniforms: new Uniforms().u32(n, count, ENUM_PER, 0).done(),
+      uniforms: new Uniforms().u32(n, count, tail, FACTORIALS[tail]!).done(),
       workgroups: gpu.grid(parts),
       label: `otSolve enumerate ${C.describe()}`,
     });
     gpu.dispatch({
       kernel: k.select,
       buffers: [C.buffer, part.buffer, plan.buffer, loss.buffer, stats.buffer],
-      uniforms: new Uniforms().u32(n, parts, count, 0).done(),
+      uniforms: new Uniforms().u32(n, parts, count, CANARY).done(),
       workgroups: [1],
       label: `otSolve select ${what}`,
     });
     part.dispose();
   } else if (r.kind === 'hungarian') {
-    gpu.dispatch({
-      kernel: hungarianKernel(gpu, tier(n, HUNGARIAN_TIERS)),
-      buffers: [C.buffer, plan.buffer, loss.buffer, stats.buffer],
-      uniforms: new Uniforms().u32(n, 0, 0, 0).done(),
-      workgroups: [1],
-      label: `otSolve hungarian ${C.describe()}`,
-    });
+    const wg = overrides.hungarianWorkgroup ?? (n + 1 <= 16 ? 16 : n + 1 <= 32 ? 32 : 64);
+    const kernel = hungarianKernel(gpu, tier(n, HUNGARIAN_TIERS), wg);
+    const p = hungarianPlan(n, wg);
+    runChunks(gpu, kernel, p, 6 * (n + 1) + 5, [C, plan, loss, stats], (steps, first, last) =>
+      new Uniforms().u32(n, steps, first, last, CANARY, 0, 0, 0).done(), `otSolve hungarian ${C.describe()}`);
   } else {
-    gpu.dispatch({
-      kernel: sinkhornKernel(gpu, tier(n, SINKHORN_TIERS)),
-      buffers: [C.buffer, plan.buffer, loss.buffer, stats.buffer],
-      uniforms: new Uniforms().u32(n, r.iterations).f32v(r.epsilon, 1 / r.epsilon).done(),
-      workgroups: [1],
-      label: `otSolve sinkhorn eps=${r.epsilon} iters=${r.iterations} ${C.describe()}`,
-    });
+    const p = sinkhornPlan(n, r.iterations);
+    runChunks(gpu, sinkhornKernel(gpu, tier(n, SINKHORN_TIERS)), p, 2 * n + 2, [C, plan, loss, stats], (its, first, last) =>
+      new Uniforms().u32(n, its, first, last).f32v(r.epsilon, 1 / r.epsilon).u32(CANARY, 0).done(),
+      `otSolve sinkhorn eps=${r.epsilon} iters=${r.iterations} ${C.describe()}`);
   }
   return { loss, plan, stats };
 }
