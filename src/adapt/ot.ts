@@ -199,9 +199,13 @@ export interface DispatchPlan {
  * budget: per step, invocation 0 runs the relax and update loops (ceil((n+1)/wg) + 1 each), the
  * amortised row start (the same again) and augmentation (<= 1 link per step plus one entry per row).
  */
+export function hungarianStepCost(n: number, wg: number): number {
+  return 3 * L(Math.ceil((n + 1) / wg)) + 4;
+}
+
 export function hungarianPlan(n: number, wg: number, budget = overrides.loopBudget ?? LOOP_BUDGET): DispatchPlan {
   const cpt = Math.ceil((n + 1) / wg);
-  const perStep = 3 * L(cpt) + 4;
+  const perStep = hungarianStepCost(n, wg);
   const io = 2 * L(cpt) + L(5);
   const finish = L(cpt) * 2 + cpt * L(n) + L(wg) + 3 * L(n) + exactOutputCost(n, wg);
   const total = (n * (n + 1)) / 2;
@@ -217,9 +221,14 @@ export function hungarianPlan(n: number, wg: number, budget = overrides.loopBudg
  * How `iterations` Sinkhorn iterations are split under the loop budget: per iteration, each
  * invocation runs ceil(n/64) row and column LSEs of two loops of floor(n/4) trips.
  */
+export function sinkhornIterationCost(n: number): number {
+  const rpt = Math.ceil(n / WG);
+  return 1 + 2 * (L(rpt) + rpt * 2 * L(Math.floor(n / 4)));
+}
+
 export function sinkhornPlan(n: number, iterations: number, budget = overrides.loopBudget ?? LOOP_BUDGET): DispatchPlan {
   const rpt = Math.ceil(n / WG);
-  const perIter = 1 + 2 * (L(rpt) + rpt * 2 * L(Math.floor(n / 4)));
+  const perIter = sinkhornIterationCost(n);
   const io = 2 * L(rpt);
   const output = L(rpt) + rpt * L(n) + L(Math.ceil((n * n) / WG)) + L(WG) + L(2);
   const lastCap = Math.floor((budget - io - output - SLACK) / perIter);

@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createGpu, getGpu, type Gpu } from '../../src/gpu/index.js';
-import { tensor, type Tensor } from '../../src/tensor/tensor.js';
+import { empty, tensor, type Tensor } from '../../src/tensor/tensor.js';
 import { record } from '../../src/autograd/tape.js';
 import { mapRaw, scale, sub, square, sumTo } from '../../src/ops/elementwise.js';
 import {
@@ -15,6 +15,12 @@ import {
   otLoss,
   otMaxB,
   otSolve,
+  hungarianPlan,
+  hungarianStepCost,
+  setOtKernelOverrides,
+  sinkhornIterationCost,
+  sinkhornPlan,
+  LOOP_BUDGET,
   type OtOptions,
 } from '../../src/adapt/ot.js';
 import {
@@ -137,10 +143,16 @@ function permOfPlan(plan: Float32Array, n: number, what: string): Int32Array {
 async function solve(gpu: Gpu, C: ArrayLike<number>, n: number, opts: OtOptions): Promise<Solved> {
   const t = tensor(Float32Array.from(C), [n, n], 'f32', gpu);
   const o = otSolve(t, opts);
-  const plan = (await o.plan.read()) as Float32Array;
-  const loss = await o.loss.item();
-  const stats = (await o.stats.read()) as Float32Array;
-  for (const x of [t, o.plan, o.loss, o.stats]) x.dispose();
+  // One readback for plan, loss and stats (each costs >= 11.5 ms on Deno).
+  const all = empty([n * n + 1 + OT_STAT_COUNT], 'f32', gpu);
+  gpu.copy(o.plan.buffer, 0, all.buffer, 0, n * n * 4, 'test gather plan');
+  gpu.copy(o.loss.buffer, 0, all.buffer, n * n * 4, 4, 'test gather loss');
+  gpu.copy(o.stats.buffer, 0, all.buffer, (n * n + 1) * 4, OT_STAT_COUNT * 4, 'test gather stats');
+  const v = (await all.read()) as Float32Array;
+  for (const x of [t, o.plan, o.loss, o.stats, all]) x.dispose();
+  const plan = v.slice(0, n * n);
+  const loss = v[n * n]!;
+  const stats = v.slice(n * n + 1);
   const perm = opts.solver === 'exact' ? permOfPlan(plan, n, `${opts.exactAlgorithm ?? 'auto'} B=${n}`) : new Int32Array(0);
   return { perm, plan, loss, stats };
 }
@@ -432,6 +444,109 @@ test('NaN and infinite costs: flagged, the solvers terminate, exact plans stay p
     const allNaN = await solve(gpu, new Float32Array(n * n).fill(NaN), n, { solver: 'exact' });
     assert.ok(n > 8 || isIdentity(allNaN.perm), `B=${n}: all-NaN enumeration falls back to the identity`);
   }
+});
+
+test('resumable dispatches: a small loop budget splits Hungarian and Sinkhorn, results bit-identical', async () => {
+  const gpu = await getGpu();
+  const cases: [number, OtOptions, number][] = [
+    [23, { solver: 'exact', exactAlgorithm: 'hungarian' }, 1000],
+    [70, { solver: 'exact' }, 1500],
+    [23, { solver: 'sinkhorn', epsilon: 0.05, iterations: 37 }, 600],
+    [70, { solver: 'sinkhorn', epsilon: 0.2, iterations: 9 }, 800],
+  ];
+  for (const [n, opts, budget] of cases) {
+    const C = randomCost(n, 515 + n, -1, 1);
+    const d0 = gpu.counters.dispatches;
+    const one = await solve(gpu, C, n, opts);
+    const d1 = gpu.counters.dispatches;
+    const prev = setOtKernelOverrides({ loopBudget: budget });
+    let split: Solved;
+    try {
+      const plan = opts.solver === 'exact' ? hungarianPlan(n, n + 1 <= 32 ? 32 : 64) : sinkhornPlan(n, opts.iterations!);
+      assert.ok(plan.chunks.length > 2, `${JSON.stringify(opts)} B=${n}: the small budget splits (${plan.chunks})`);
+      split = await solve(gpu, C, n, opts);
+      assert.is(gpu.counters.dispatches - d1, plan.chunks.length + (plan.finishOnly ? 1 : 0), 'dispatch count');
+    } finally {
+      setOtKernelOverrides(prev);
+    }
+    assert.is(d1 - d0, 1, 'the default budget runs this case in one dispatch');
+    const what = `${opts.solver} B=${n}`;
+    assert.equal(Array.from(new Uint32Array(split.plan.buffer)), Array.from(new Uint32Array(one.plan.buffer)), `${what}: plan`);
+    assert.equal(Array.from(new Uint32Array(split.stats.buffer)), Array.from(new Uint32Array(one.stats.buffer)), `${what}: stats`);
+    assert.is(split.stats[OT_STAT.incomplete], 0);
+  }
+});
+
+test('hungarian: workgroup sizes 16, 32, 64 give bit-identical results', async () => {
+  const gpu = await getGpu();
+  for (const n of [5, 15, 40]) {
+    const C = integerCost(n, 31 + n, 3); // many ties: the tie-breaking must not depend on the size
+    const R2 = randomCost(n, 32 + n);
+    for (const c of [C, R2]) {
+      const runs: Solved[] = [];
+      for (const wg of [16, 32, 64] as const) {
+        const prev = setOtKernelOverrides({ hungarianWorkgroup: wg });
+        try {
+          runs.push(await solve(gpu, c, n, { solver: 'exact', exactAlgorithm: 'hungarian' }));
+        } finally {
+          setOtKernelOverrides(prev);
+        }
+      }
+      for (const r of runs.slice(1)) {
+        assert.equal(Array.from(r.perm), Array.from(runs[0]!.perm), `B=${n}: permutation`);
+        assert.equal(Array.from(new Uint32Array(r.stats.buffer)), Array.from(new Uint32Array(runs[0]!.stats.buffer)), `B=${n}: stats`);
+      }
+    }
+  }
+});
+
+test('long solves stay complete: 20000 Sinkhorn iterations, a worst-case Hungarian (C = -i j)', async () => {
+  const gpu = await getGpu();
+  const C = randomCost(8, 8);
+  const s = await solve(gpu, C, 8, { solver: 'sinkhorn', epsilon: 0.05, iterations: 20000 });
+  assert.is(s.stats[OT_STAT.steps], 20000);
+  assert.is(s.stats[OT_STAT.incomplete], 0);
+  const h = sinkhornLog(C, 8, 0.05, 20000);
+  assert.ok(relErr(s.plan, h.plan) < 2e-5);
+  const n = 64;
+  const hard = Float32Array.from({ length: n * n }, (_, k) => -Math.floor(k / n) * (k % n));
+  const g = await solve(gpu, hard, n, { solver: 'exact' });
+  assert.is(g.stats[OT_STAT.incomplete], 0);
+  assert.ok(g.stats[OT_STAT.steps]! > 1900, `steps ${g.stats[OT_STAT.steps]} (near the n(n+1)/2 worst case)`);
+  assert.is(assignmentSum(hard, g.perm), hungarian(hard, n).sum);
+});
+
+test('loop canary: with no budget the CPU adapters cut the loops short and stats say incomplete; the cost models over-count', async () => {
+  const gpu = await getGpu();
+  const cpu = gpu.kind === 'llvmpipe' || gpu.kind === 'lavapipe';
+  const prev = setOtKernelOverrides({ loopBudget: 1e12 });
+  try {
+    for (const n of [1, 4, 20, 64, 65, 130]) {
+      const its = Math.ceil((3 * 65535) / sinkhornIterationCost(n));
+      const s = await solve(gpu, randomCost(n, n), n, { solver: 'sinkhorn', epsilon: 0.1, iterations: its });
+      if (!cpu) {
+        assert.is(s.stats[OT_STAT.incomplete], 0, `${gpu.kind}: no loop limit expected`);
+        continue;
+      }
+      assert.is(s.stats[OT_STAT.incomplete], 1, `sinkhorn B=${n}: the canary must see the cut`);
+      const done = s.stats[OT_STAT.steps]!;
+      assert.ok(done < its, `sinkhorn B=${n}: ${done} of ${its} iterations`);
+      // Iterations that fit in 65535 loop trips, against the model's cost per iteration.
+      assert.ok(65535 / done <= sinkhornIterationCost(n), `sinkhorn B=${n}: measured ${(65535 / done).toFixed(1)} loop trips per iteration > model ${sinkhornIterationCost(n)}`);
+    }
+    for (const n of [64, 90]) {
+      const hard = Float32Array.from({ length: n * n }, (_, k) => -Math.floor(k / n) * (k % n));
+      const g = await solve(gpu, hard, n, { solver: 'exact', exactAlgorithm: 'hungarian' });
+      if (!cpu) continue;
+      const steps = g.stats[OT_STAT.steps]!;
+      if (g.stats[OT_STAT.incomplete] === 1) {
+        assert.ok(65535 / steps <= hungarianStepCost(n, 64), `hungarian B=${n}: measured ${(65535 / steps).toFixed(1)} per step > model ${hungarianStepCost(n, 64)}`);
+      }
+    }
+  } finally {
+    setOtKernelOverrides(prev);
+  }
+  assert.ok(LOOP_BUDGET < 65535);
 });
 
 // ---------- otLoss: autograd ----------
