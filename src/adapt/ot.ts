@@ -4,19 +4,23 @@
 // never waits on the device; stats (non-identity flag, plan entropy, ...) stay on the GPU too and are
 // accumulated there (OtStatsAccumulator) to be read back rarely.
 //
-// Solvers (each one or two dispatches, all choices fixed-order, outputs bit-identical run to run):
-// - exact, B <= 8 ('enumerate'): all B! permutations ranked by their row-order f32 sum
-//   (shaders/ot_enum.wgsl, ot_enum_select.wgsl). O(B! B) work over ceil(B!/(24*64)) workgroups
-//   (27 at B = 8), then one workgroup for the argmin and the outputs.
+// Solvers (all choices fixed-order argmins or sums, outputs bit-identical run to run):
+// - exact, B <= 8 ('enumerate', the default there): all B! permutations ranked by their row-order
+//   f32 sum (shaders/ot_enum.wgsl, ot_enum_select.wgsl): 2 dispatches, O(B! B) work over
+//   ceil(B!/(24*64)) workgroups (27 at B = 8), then one workgroup for the argmin and the outputs.
 //   Ties go to the smallest permutation index (lexicographic rank), so the identity (index 0) wins
 //   any exact tie it is in.
-// - exact, any B up to 512 ('hungarian'): shortest-augmenting-path Hungarian with dual potentials in
-//   one workgroup (shaders/ot_hungarian.wgsl). O(B^3) work, <= B(B+1)/2 steps of 2 barriers. Exact
-//   in exact arithmetic; in f32 the found sum is within rounding of the optimum, and stats[5] holds
-//   a duality-gap bound computed from the final potentials. The identity is returned whenever its
-//   row-order f32 sum is <= the found one (the same tie rule as the enumeration).
+// - exact, B <= 512 ('hungarian', the default beyond 8): shortest-augmenting-path Hungarian with
+//   dual potentials in one workgroup (shaders/ot_hungarian.wgsl). O(B^3) work in at most B(B+1)/2
+//   steps of 2 barriers (random costs need far fewer: ~400 at B = 64). Exact in exact arithmetic; in
+//   f32 the found sum is within a few ulp per row of the optimum, and stats[5] holds a duality-gap
+//   bound from the final potentials. The identity is returned whenever its row-order f32 sum is <=
+//   the found one (the enumeration's tie rule).
 // - 'sinkhorn': log-domain Sinkhorn (epsilon, iterations) in one workgroup (shaders/ot_sinkhorn.wgsl),
 //   O(iterations B^2) work, B <= 1024.
+// The one-workgroup solvers are resumable: their work is cut into dispatches under LOOP_BUDGET (the
+// CPU adapters silently stop loops after 65535 iterations per invocation), one dispatch in the usual
+// cases (Hungarian B <= 64 in the worst case; Sinkhorn B = 64 up to ~700 iterations).
 import { GpuError, shaderSource, type Gpu, type Kernel } from '../gpu/index.js';
 import { Uniforms } from '../gpu/uniforms.js';
 import { record, noGrad } from '../autograd/tape.js';
@@ -64,7 +68,7 @@ export interface OtResult {
   loss: Tensor;
   /** [B, B]: entries 0 or 1/B (exact), or the Sinkhorn plan. */
   plan: Tensor;
-  /** f32[8], indexed by OT_STAT. */
+  /** f32[9], indexed by OT_STAT. */
   stats: Tensor;
 }
 
@@ -176,8 +180,12 @@ function sinkhornKernel(gpu: Gpu, cap: number): Kernel {
   }));
 }
 
-/** Loop cost of a loop running `trips` times: measured on llvmpipe, trips + 1 for a loop in main and
- * up to trips + 2 for one in a called function (calibrated in test/adapt/ot.test.ts). */
+/**
+ * Counted cost of a loop running `trips` times. Measured on llvmpipe: trips + 1 (an entry counts
+ * even with no trip), and compiled code adds about one per loop on top (a Sinkhorn iteration with
+ * four inner loops costs its trips + 1 count plus 4); trips + 2 over-counts, which the loop-canary
+ * test checks against the measured cut-off points.
+ */
 const L = (trips: number) => trips + 2;
 /** Canary, barrier bookkeeping and rounding slack per dispatch. */
 const SLACK = 64;
@@ -195,14 +203,15 @@ export interface DispatchPlan {
 }
 
 /**
- * How the Hungarian's worst case n(n+1)/2 Dijkstra steps are split into dispatches under the loop
- * budget: per step, invocation 0 runs the relax and update loops (ceil((n+1)/wg) + 1 each), the
- * amortised row start (the same again) and augmentation (<= 1 link per step plus one entry per row).
+ * Loop cost of one Hungarian step for invocation 0: the relax and update loops over its
+ * ceil((n+1)/wg) columns, the amortised row start (the same again), and augmentation (<= 1 link per
+ * step plus one entry per row).
  */
 export function hungarianStepCost(n: number, wg: number): number {
   return 3 * L(Math.ceil((n + 1) / wg)) + 4;
 }
 
+/** How the Hungarian's worst case of n(n+1)/2 steps is split into dispatches under the loop budget. */
 export function hungarianPlan(n: number, wg: number, budget = overrides.loopBudget ?? LOOP_BUDGET): DispatchPlan {
   const cpt = Math.ceil((n + 1) / wg);
   const perStep = hungarianStepCost(n, wg);
@@ -217,15 +226,13 @@ export function hungarianPlan(n: number, wg: number, budget = overrides.loopBudg
   return { chunks, finishOnly: true };
 }
 
-/**
- * How `iterations` Sinkhorn iterations are split under the loop budget: per iteration, each
- * invocation runs ceil(n/64) row and column LSEs of two loops of floor(n/4) trips.
- */
+/** Loop cost of one Sinkhorn iteration: ceil(n/64) row and column LSEs of two loops of floor(n/4) trips. */
 export function sinkhornIterationCost(n: number): number {
   const rpt = Math.ceil(n / WG);
   return 1 + 2 * (L(rpt) + rpt * 2 * L(Math.floor(n / 4)));
 }
 
+/** How `iterations` Sinkhorn iterations are split into dispatches under the loop budget. */
 export function sinkhornPlan(n: number, iterations: number, budget = overrides.loopBudget ?? LOOP_BUDGET): DispatchPlan {
   const rpt = Math.ceil(n / WG);
   const perIter = sinkhornIterationCost(n);
