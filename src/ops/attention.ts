@@ -1,0 +1,162 @@
+// Multi-head scaled-dot-product attention, forward and exact backward, as fused kernels
+// (src/ops/attention-kernels.ts, shaders/attention_*.wgsl).
+//
+// Layout: q [B,Tq,D], k and v [B,Tk,D], already projected; D = heads x headDim and head h is the
+// contiguous slice [h*headDim, (h+1)*headDim) of D, as in torch.nn.MultiheadAttention. The output
+// [B,Tq,D] interleaves the heads the same way, ready for out_proj. No permutes are materialised.
+//
+// Memory/compute trade-off: the forward keeps only the softmax statistics (log-sum-exp per
+// (batch, head, query): B*heads*Tq floats) and backward recomputes the probabilities from q, k and
+// the mask. Keeping P instead would cost B*heads*Tq*Tk floats per layer (60 MB per ViT-B/16 layer
+// at batch 32, 0.7 GB for the 12 layers) to save one q.k product per score; recomputing costs 7
+// head-dim passes per score in backward instead of 5.
+//
+// Masking semantics: `causal` lets query i see key j iff j <= i + (Tk - Tq), so key/value rows
+// placed before the sequence (prefix prompts) are visible to every query; with Tq == Tk it is CLIP's
+// text mask. `mask` is added to the scaled scores. A score at or below -1e30 after the mask (-inf,
+// or a finite "minus infinity" such as HF's -3.4e38) counts as masked: its probability is exactly
+// zero. A query row with no visible key outputs zeros and gets zero gradients (PyTorch gives NaN).
+// The mask must not contain +inf or NaN.
+import { GpuError } from '../gpu/index.js';
+import { record, isGradEnabled } from '../autograd/tape.js';
+import { empty, shapeStr, type Shape, type Tensor } from '../tensor/tensor.js';
+import { AttentionKernels, attentionTiles, paddedKeys, type AttnDims } from './attention-kernels.js';
+
+export { setAttentionTiles, attentionTiles, type AttentionTiles } from './attention-kernels.js';
+
+export interface AttentionOptions {
+  heads: number;
+  /** Query i attends keys j <= i + (Tk - Tq). */
+  causal?: boolean;
+  /** Additive f32 mask broadcastable to [B, heads, Tq, Tk] (numpy rules, rank <= 4). Not differentiated. */
+  mask?: Tensor;
+  /** Score scale, applied to q (default 1/sqrt(headDim)). */
+  scale?: number;
+}
+
+const OP = 'attention';
+
+/** Mask element strides for (batch, head, query, key); 0 where the mask broadcasts. */
+function maskStrides(mask: Tensor, target: readonly [number, number, number, number]): [number, number, number, number] {
+  const s = mask.shape;
+  const bad = (why: string) =>
+    new GpuError(`${OP}: mask ${mask.describe()} does not broadcast to [B,heads,Tq,Tk] = ${shapeStr(target)}: ${why}`);
+  if (s.length > 4) throw bad(`rank ${s.length} > 4`);
+  const strides: [number, number, number, number] = [0, 0, 0, 0];
+  let st = 1;
+  for (let i = s.length - 1; i >= 0; i--) {
+    const ti = 4 - s.length + i;
+    const dim = s[i]!;
+    if (dim !== target[ti] && dim !== 1) throw bad(`dim ${i} is ${dim}, expected ${target[ti]} or 1`);
+    strides[ti] = dim === 1 ? 0 : st;
+    st *= dim;
+  }
+  return strides;
+}
+
+function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): AttnDims {
+  for (const [n, t] of [['q', q], ['k', k], ['v', v]] as const) {
+    t.assertAlive(OP);
+    if (t.dtype !== 'f32') throw new GpuError(`${OP}: ${n} ${t.describe()} must be f32`);
+    if (t.rank !== 3) throw new GpuError(`${OP}: ${n} ${t.describe()} must be [B,T,D]`);
+    if (t.size === 0) throw new GpuError(`${OP}: ${n} ${t.describe()} is empty`);
+  }
+  const all = `q ${q.describe()}, k ${k.describe()}, v ${v.describe()}`;
+  const [batch, tq, dModel] = q.shape as [number, number, number];
+  const [bk, tk, dk] = k.shape as [number, number, number];
+  if (bk !== batch || v.shape[0] !== batch) throw new GpuError(`${OP}: ${all}: batch sizes differ`);
+  if (v.shape[1] !== tk) throw new GpuError(`${OP}: ${all}: k and v have different lengths`);
+  if (dk !== dModel || v.shape[2] !== dModel) throw new GpuError(`${OP}: ${all}: feature dims differ`);
+  const { heads } = opts;
+  if (!Number.isInteger(heads) || heads < 1) throw new GpuError(`${OP}: heads = ${heads} must be a positive integer`);
+  if (dModel % heads !== 0) throw new GpuError(`${OP}: D = ${dModel} (${q.describe()}) is not divisible by heads = ${heads}`);
+  const headDim = dModel / heads;
+  const scale = opts.scale ?? 1 / Math.sqrt(headDim);
+  if (!Number.isFinite(scale)) throw new GpuError(`${OP}: scale ${scale} must be finite`);
+  let ms: AttnDims['maskStrides'] = null;
+  if (opts.mask) {
+    const m = opts.mask;
+    m.assertAlive(OP);
+    if (m.dtype !== 'f32') throw new GpuError(`${OP}: mask ${m.describe()} must be f32 (additive; use -inf for masked entries)`);
+    if (m.requiresGrad) throw new GpuError(`${OP}: mask ${m.describe()} requires grad, but attention does not differentiate its mask`);
+    ms = maskStrides(m, [batch, heads, tq, tk]);
+  }
+  const limit = q.gpu.limits.maxStorageBufferBindingSize;
+  for (const t of [q, k, v, opts.mask]) {
+    if (t && t.bytes > limit) throw new GpuError(`${OP}: ${t.describe()} is ${t.bytes} bytes, over this device's maxStorageBufferBindingSize ${limit}`);
+  }
+  return { batch, tq, tk, dModel, heads, headDim, causal: !!opts.causal, scale, maskStrides: ms };
+}
+
+/**
+ * softmax(scale * q_h k_h^T + mask) v_h for every head h, with the heads re-interleaved:
+ * q [B,Tq,D], k and v [B,Tk,D] -> [B,Tq,D]. Differentiable in q, k and v (each only when needed).
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Tensor {
+  const d = checkInputs(q, k, v, opts);
+  const gpu = q.gpu;
+  const kern = new AttentionKernels(gpu, attentionTiles(gpu, d.headDim), d);
+  const mask = opts.mask ?? null;
+  const scoresShape: Shape = [d.batch * d.heads, d.tq, paddedKeys(d.tk)];
+  checkScoresFit(gpu.limits.maxStorageBufferBindingSize, scoresShape, q, k);
+  const o = empty([d.batch, d.tq, d.dModel], 'f32', gpu, OP);
+  const lse = empty([d.batch, d.heads, d.tq], 'f32', gpu, `${OP} lse`);
+  const s = empty(scoresShape, 'f32', gpu, `${OP} scores`);
+  kern.scores(q.buffer, k.buffer, s.buffer, mask?.buffer ?? null);
+  kern.softmax(s.buffer, lse.buffer, false);
+  kern.nn(s.buffer, v.buffer, o.buffer, 1, 'P.V');
+  s.dispose();
+  const wantsGrad = isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad);
+  if (!wantsGrad) {
+    lse.dispose();
+    return o;
+  }
+  return record(o, OP, [q, k, v], (needs, ctx) => {
+    const [needQ, needK, needV] = needs as [boolean, boolean, boolean];
+    // Backward recomputes the scores from q, k (and the mask); dS also needs v and, through
+    // delta = rowsum(dO * O), the output. Only what the needed gradients use is kept.
+    const sq = ctx.save(q);
+    const sk = ctx.save(k);
+    const sv = needQ || needK ? ctx.save(v) : null;
+    const so = needQ || needK ? ctx.save(o) : null;
+    const sm = mask ? ctx.save(mask) : null;
+    const sl = ctx.save(lse);
+    lse.dispose();
+    return (g) => {
+      // P again, from recomputed scores and the forward's lse (bit-identical to the forward's P).
+      const p = empty(scoresShape, 'f32', gpu, `${OP} backward probabilities`);
+      kern.scores(sq.buffer, sk.buffer, p.buffer, sm?.buffer ?? null);
+      kern.softmax(p.buffer, sl.buffer, true);
+      const dv = needV ? empty(v.shape, 'f32', gpu, `${OP} dV`) : null;
+      if (dv) kern.tn(p.buffer, g.buffer, dv.buffer, 1, 'dV');
+      let dq: Tensor | null = null;
+      let dk: Tensor | null = null;
+      if (needQ || needK) {
+        const delta = empty([d.batch, d.heads, d.tq], 'f32', gpu, `${OP} delta`);
+        kern.delta(so!.buffer, g.buffer, delta.buffer);
+        kern.dScores(g.buffer, sv!.buffer, delta.buffer, p.buffer);
+        delta.dispose();
+        if (needQ) {
+          dq = empty(q.shape, 'f32', gpu, `${OP} dQ`);
+          kern.nn(p.buffer, sk.buffer, dq.buffer, d.scale, 'dQ');
+        }
+        if (needK) {
+          dk = empty(k.shape, 'f32', gpu, `${OP} dK`);
+          kern.tn(p.buffer, sq.buffer, dk.buffer, d.scale, 'dK');
+        }
+      }
+      p.dispose();
+      return [dq, dk, dv];
+    };
+  });
+}
+
+/** The per-call scores buffer must be bindable whole (q, k, v are checked in checkInputs). */
+function checkScoresFit(limit: number, shape: Shape, q: Tensor, k: Tensor): void {
+  const bytes = shape.reduce((a, b) => a * b, 4);
+  if (bytes > limit) {
+    throw new GpuError(
+      `${OP}: q ${q.describe()} and k ${k.describe()} need a ${shapeStr(shape)} scores buffer of ${bytes} bytes, over this device's maxStorageBufferBindingSize ${limit} (split the batch)`,
+    );
+  }
+}
