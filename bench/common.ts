@@ -1,6 +1,6 @@
 // Shared by every bench suite: options, the timing protocol, and the two output formats.
-// Timing protocol (the same for cliptune and every peer): after a warm-up call (pipeline compile,
-// first-use costs), one sample = encode R calls back to back, then ONE wait for the device; the
+// Timing protocol (the same for cliptune and every peer): after a warm-up call whose result is
+// checked against float64 dot products (pipeline compile, first-use costs), one sample = encode R calls back to back, then ONE wait for the device; the
 // per-call time is sample / R, so dispatch and submit overheads are amortised the same way for all.
 // R is picked from the warm-up so a sample lasts about `sampleSeconds`; we report the median (and
 // min-max) over the repeats. Slow peers get fewer repeats so a case stays within `caseBudget`.
@@ -44,14 +44,18 @@ export function median(xs: readonly number[]): number {
 
 export interface TimeOptions {
   repeats: number;
+  /** Target length of one sample (calls per sample are chosen to fill it). */
   sampleSeconds?: number;
+  /** Soft limit for the whole case after warm-up: fewer samples are taken beyond it (at least 1). */
   caseBudget?: number;
   maxCalls?: number;
 }
 
 /**
  * Times `call` (which encodes one unit of work and returns without waiting) with `sync` (waits for
- * the device). Returns seconds per call.
+ * the device). Returns seconds per call. The caller has already made one call and checked its
+ * result (that warm-up pays compilation); the first timed call sizes the samples and, when one
+ * call already fills a sample, is the first sample itself.
  */
 export async function timeCalls(call: () => void, sync: () => Promise<void>, o: TimeOptions): Promise<Stat> {
   const sampleSeconds = o.sampleSeconds ?? 0.25;
@@ -59,22 +63,19 @@ export async function timeCalls(call: () => void, sync: () => Promise<void>, o: 
   let t0 = performance.now();
   call();
   await sync();
-  const warm = (performance.now() - t0) / 1000;
-  // A second single call: the first one pays compilation.
-  t0 = performance.now();
-  call();
-  await sync();
   const one = Math.max(1e-6, (performance.now() - t0) / 1000);
   const calls = Math.max(1, Math.min(o.maxCalls ?? 64, Math.round(sampleSeconds / one)));
-  const samples = Math.max(1, Math.min(o.repeats, Math.floor(Math.max(0, caseBudget - warm - one) / (one * calls))));
-  const per: number[] = [];
-  for (let s = 0; s < samples; s++) {
+  const per: number[] = calls === 1 ? [one] : [];
+  let spent = one;
+  while (per.length < o.repeats && (per.length === 0 || spent + one * calls <= caseBudget)) {
     t0 = performance.now();
     for (let i = 0; i < calls; i++) call();
     await sync();
-    per.push((performance.now() - t0) / 1000 / calls);
+    const dt = (performance.now() - t0) / 1000;
+    spent += dt;
+    per.push(dt / calls);
   }
-  return { median: median(per), min: Math.min(...per), max: Math.max(...per), samples, calls };
+  return { median: median(per), min: Math.min(...per), max: Math.max(...per), samples: per.length, calls };
 }
 
 /** Converts seconds per call into a rate (e.g. GFLOP/s from the work per call). */

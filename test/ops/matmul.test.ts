@@ -173,6 +173,21 @@ test('long K: forward within f32 accumulation error', async () => {
   }
 });
 
+test('empty dims: M = 0 gives an empty output, K = 0 gives the bias', async () => {
+  await checkOp({
+    name: 'M = 0',
+    inputs: [{ shape: [0, 5] }, { shape: [5, 3] }],
+    gpu: (a, b) => matmul(a, b),
+    ref: (a, b) => ref.matmul(a, b),
+  });
+  await checkOp({
+    name: 'K = 0 with bias',
+    inputs: [{ shape: [4, 0] }, { shape: [0, 6] }, { shape: [6] }],
+    gpu: (a, b, bias) => matmul(a, b, { bias }),
+    ref: refMatmul(false, false),
+  });
+});
+
 test('more than 65535 workgroups: the grid splits over y', async () => {
   // reg 16x16 / (8,1): one tile per batch matrix, 70000 tiles.
   await withVariant('reg:16x16:8x1', async () => {
