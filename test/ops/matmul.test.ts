@@ -288,6 +288,11 @@ test('plans: batch folds into M for a shared weight, into K for its gradient; br
   assert.equal(merged.outer.shape, [30]);
   const bcast = planProduct({ M: 4, N: 4, K: 4, transP: true, transQ: false, batch: [2, 3], pBatch: [2, 1], qBatch: [3], cBatch: [2, 3], what: 't' });
   assert.equal([bcast.outer.shape, bcast.outer.sp, bcast.outer.sq], [[2, 3], [16, 0], [0, 16]]);
+  // Alternating broadcast dims cannot merge: 5 strided dims exceed the kernel's 4.
+  assert.throws(
+    () => planProduct({ M: 2, N: 2, K: 2, transP: false, transQ: false, batch: [2, 3, 2, 3, 2], pBatch: [2, 1, 2, 1, 2], qBatch: [1, 3, 1, 3, 1], cBatch: [2, 3, 2, 3, 2], what: 'mm' }),
+    /mm: batch dims \[2,3,2,3,2\] need more than 4 strided dims/,
+  );
 });
 
 test('auto choice: register tiles on CPU adapters, workgroup memory on GPUs', async () => {
