@@ -87,6 +87,9 @@ export function loadTfjs(root: string, ours: Gpu, opts: { gradients?: boolean } 
     return {
       tf,
       async sync() {
+        // tfjs keeps a compute pass open between ops: end it before submitting, as its own reads do.
+        backend.ensureCommandEncoderReady();
+        backend.endComputePassEncoder();
         backend.submitQueue();
         await backend.device.queue.onSubmittedWorkDone();
       },
