@@ -29,7 +29,7 @@ const cases: [string, () => void, number][] = [
   ['dV', () => k.tn(s.buffer, dO.buffer, out.buffer, 1, 'dV'), fl],
   ['delta', () => k.delta(o.buffer, dO.buffer, lse.buffer), 0],
   // dS overwrites P in place: restore P first so every rep (and dQ, dK after it) sees real values.
-  ['dS', () => (gpu.copy(pristine.buffer, 0, s.buffer, 0, s.bytes, 'restore P'), k.dScores(dO.buffer, v.buffer, lse.buffer, s.buffer)), fl],
+  ['dS', () => (gpu.copy(pristine.buffer, 0, s.buffer, 0, s.bytes, 'restore P'), k.dScores(dO.buffer, v.buffer, lse.buffer, s.buffer, null)), fl],
   ['dQ', () => k.nn(s.buffer, kk.buffer, out.buffer, 0.125, 'dQ'), fl],
   ['dK', () => k.tn(s.buffer, q.buffer, out.buffer, 0.125, 'dK'), fl],
 ];

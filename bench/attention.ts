@@ -1,13 +1,17 @@
 // Times attention forward and forward+backward (gradients of q, k and v) at CLIP sizes.
 // Usage: node dist/bench/attention.js [reps] [tiles-json] [shape index]
-//   e.g. node dist/bench/attention.js 5 '{"qr":4,"kb":4,"kr":2,"qb":4,"wg":16}'
+//   e.g. node dist/bench/attention.js 5 '{"qkRows":16,"qkKeys":16}' 0
+// Reports wall time (median and min) and this process's CPU time (llvmpipe's worker threads
+// included): on a shared, overloaded machine wall time swings by 2-4x while CPU time stays closer
+// to the work done. The first call includes pipeline creation (shader compile).
 import { getGpu } from '../src/gpu/index.js';
-import { tensor, type Tensor } from '../src/tensor/tensor.js';
+import { tensor } from '../src/tensor/tensor.js';
 import { noGrad, clearTape } from '../src/autograd/tape.js';
 import { attention, attentionTiles, setAttentionTiles } from '../src/ops/attention.js';
 
 const reps = Number(process.argv[2] ?? 5);
 if (process.argv[3]) setAttentionTiles(JSON.parse(process.argv[3]));
+const only = process.argv[4] === undefined ? null : Number(process.argv[4]);
 
 const shapes = [
   { name: 'ViT-B/32 B8 T50 D768 h12', b: 8, t: 50, d: 768, heads: 12, causal: false },
@@ -26,62 +30,63 @@ function rand(n: number, seed: number): Float32Array {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const cpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
 
 const gpu = await getGpu();
 console.log(`adapter ${gpu.kind} (${gpu.info.description || gpu.info.device}), tiles ${JSON.stringify(attentionTiles(gpu, 64))}`);
-const only = process.argv[4] === undefined ? null : Number(process.argv[4]);
+
+/** Times `f` (which encodes work) to completion: wall ms, CPU ms. */
+async function time(f: () => void): Promise<[number, number]> {
+  await gpu.sync();
+  const t0 = performance.now();
+  const c0 = cpuMs();
+  f();
+  await gpu.sync();
+  return [performance.now() - t0, cpuMs() - c0];
+}
+
 for (const s of shapes.filter((_, i) => only === null || i === only)) {
-  const mk = (t: number, seed: number) => tensor(rand(s.b * t * s.d, seed), [s.b, t, s.d], 'f32', gpu);
-  const q = mk(s.t, 1);
-  const k = mk(s.t, 2);
-  const v = mk(s.t, 3);
-  const dO = mk(s.t, 4);
-  const opts = { heads: s.heads, causal: s.causal };
-  const fwd: number[] = [];
-  const both: number[] = [];
-  // CPU time of this process (llvmpipe's worker threads included): on a shared, overloaded machine
-  // wall time swings by 2-4x while CPU time stays close to the work done.
-  let firstFwd = 0;
-  let firstBoth = 0;
-  const fwdCpu: number[] = [];
-  const bothCpu: number[] = [];
-  const cpuMs = () => {
-    const u = process.cpuUsage();
-    return (u.user + u.system) / 1000;
-  };
-  for (let r = 0; r <= reps; r++) {
-    await gpu.sync();
-    let t0 = performance.now();
-    let c0 = cpuMs();
-    noGrad(() => attention(q, k, v, opts)).dispose();
-    await gpu.sync();
-    if (r) fwd.push(performance.now() - t0);
-    if (r) fwdCpu.push(cpuMs() - c0);
-    else firstFwd = performance.now() - t0;
-    for (const x of [q, k, v]) x.requiresGrad = true;
-    t0 = performance.now();
-    c0 = cpuMs();
+  const mk = (seed: number) => tensor(rand(s.b * s.t * s.d, seed), [s.b, s.t, s.d], 'f32', gpu);
+  const [q, k, v, dO] = [mk(1), mk(2), mk(3), mk(4)];
+  const flops = 4 * s.b * s.heads * s.t * s.t * (s.d / s.heads) * (s.causal ? 0.5 : 1);
+  const run = (keepProbs: boolean | null, grad: boolean) => () => {
+    const opts = { heads: s.heads, causal: s.causal, ...(keepProbs === null ? {} : { keepProbs }) };
+    if (!grad) {
+      noGrad(() => attention(q, k, v, opts)).dispose();
+      return;
+    }
     const o = attention(q, k, v, opts);
     o.backward({ gradient: dO });
-    await gpu.sync();
-    if (r) both.push(performance.now() - t0);
-    if (r) bothCpu.push(cpuMs() - c0);
-    else firstBoth = performance.now() - t0;
     o.dispose();
-    for (const x of [q, k, v]) {
-      x.grad?.dispose();
-      x.grad = null;
-      x.requiresGrad = false;
+  };
+  const modes: [string, () => void][] = [
+    ['forward', run(null, false)],
+    ['fwd+bwd keeping P', run(true, true)],
+    ['fwd+bwd recomputing P', run(false, true)],
+  ];
+  for (const x of [q, k, v]) x.requiresGrad = true;
+  const lines: string[] = [];
+  for (const [label, f] of modes) {
+    const [first] = await time(f);
+    const wall: number[] = [];
+    const cpu: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      const [w, c] = await time(f);
+      wall.push(w);
+      cpu.push(c);
+      for (const x of [q, k, v]) {
+        x.grad?.dispose();
+        x.grad = null;
+      }
+      clearTape();
     }
-    clearTape();
+    const gflops = label === 'forward' ? ` (${(flops / 2 / median(wall) / 1e6).toFixed(1)} GFLOP/s)` : '';
+    lines.push(`  ${label.padEnd(22)} wall median ${median(wall).toFixed(1)} ms, min ${Math.min(...wall).toFixed(1)} ms; CPU ${median(cpu).toFixed(1)} ms${gflops}; first call ${first.toFixed(0)} ms`);
   }
-  const flops = 4 * s.b * s.heads * s.t * s.t * (s.d / s.heads) * (s.causal ? 0.5 : 1);
-  const f = median(fwd);
-  const fb = median(both);
-  console.log(
-    `${s.name}: forward ${f.toFixed(2)} ms (${(flops / f / 1e6).toFixed(1)} GFLOP/s), forward+backward ${fb.toFixed(2)} ms, backward ~${(fb - f).toFixed(2)} ms` +
-      `  [min ${Math.min(...fwd).toFixed(2)} / ${Math.min(...both).toFixed(2)} ms; CPU time ${median(fwdCpu).toFixed(1)} / ${median(bothCpu).toFixed(1)} ms; first call incl. compile ${firstFwd.toFixed(0)} / ${firstBoth.toFixed(0)} ms]`,
-  );
+  console.log(`${s.name}:\n${lines.join('\n')}`);
   for (const x of [q, k, v, dO]) x.dispose();
 }
 gpu.destroy();

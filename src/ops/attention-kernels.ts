@@ -1,13 +1,24 @@
 // Generates the attention kernels (shaders/attention_*.wgsl skeletons + unrolled register tiles)
-// and encodes their dispatches.
+// and encodes their dispatches. Five kernel shapes serve the whole op:
+//   qk (NT over the head dim): scores S = scale q.k with causal/padding marked, or dS;
+//   softmax (per row, in place): S -> P and the log-sum-exp, or P from a saved log-sum-exp;
+//   nn (over keys): P.V and dQ = scale dS.K;  tn (over queries): dV = P^T dO and dK = scale dS^T Q;
+//   mask (adds an additive mask to S), delta (rowsum(dO * O)).
+// Every sum runs inside one invocation in a fixed order: deterministic, no atomics.
 //
-// Design (measured on llvmpipe, Mesa 22.3): a storage-buffer load or store compiles to a loop over
-// the SIMD lanes with bounds checks, so (1) at run time loads cost per lane while arithmetic runs 8
-// lanes wide: kernels want register tiles whose every loaded element feeds many FMAs; and (2) at
-// compile time every access site in the code costs ~10 ms and big unrolled bodies grow
-// superlinearly (a fully unrolled fused flash-attention kernel with q/o in registers took 10-70 s to
-// compile). So attention is a few compact matmul-like kernels with runtime loops and small
-// unrolled tiles (<= ~50 access sites each), the scores of one call materialised in between.
+// Why this shape (measured on llvmpipe, Mesa 22.3; numbers in the report and bench/):
+// - A storage-buffer load or store compiles to a loop over the SIMD lanes with bounds checks. At
+//   run time loads therefore cost per lane while arithmetic runs 8 lanes wide, so invocations own
+//   register tiles (rows x keys or rows x head-dim columns) in which every loaded element feeds many
+//   FMAs. No workgroup memory and no barriers (barriers are expensive on CPU adapters).
+// - At compile time every access site costs ~10 ms and large unrolled bodies grow superlinearly:
+//   a fused flash-attention kernel with q and o unrolled in registers ran ~2.5x faster but took
+//   10-70 s to compile. So the loops over the head dim, keys and queries are runtime loops, and the
+//   rows of a tile are loaded in a runtime loop and routed into the unrolled registers by selects
+//   (one load site per operand; selects are cheap next to per-lane loads). The register tile is
+//   compiled for a maximum size; the rows actually used come in as uniforms, which also balances
+//   the tiles to the sequence length (50 rows -> 7 tiles of 8, not 4 of 16 with 14 idle).
+// The scores of one call are materialised ([B*heads, Tq, ceil4(Tk)]) between the kernels.
 import { GpuError, shaderSource, type Gpu, type Kernel } from '../gpu/index.js';
 import { Uniforms } from '../gpu/uniforms.js';
 
@@ -36,14 +47,15 @@ export function setAttentionTiles(t: Partial<AttentionTiles> | null): void {
 }
 
 /**
- * Tiles for this device and head dim. CPU adapters get the larger register tiles measured best
- * (bench/attention.ts); a discrete GPU gets light invocations. Forced overrides apply as given.
+ * Tiles for this device and head dim. CPU adapters get 8-16 row register tiles (bench/attention-ab.ts:
+ * 16x16 scores tiles ran ~25% faster than 8x8 but compile ~2.5x slower; 8x8 is the default); a
+ * discrete GPU gets light invocations. Forced overrides apply as given.
  */
 export function attentionTiles(gpu: Gpu, headDim: number): AttentionTiles {
   const vec: 1 | 4 = headDim % 4 === 0 ? 4 : 1;
   const cpu = gpu.isSoftware;
   const t: AttentionTiles = cpu
-    ? { vec, qkRows: 16, qkKeys: 16, nnRows: 16, nnCols: 4, tnKeys: 32, tnCols: 4, wg: 8 }
+    ? { vec, qkRows: 8, qkKeys: 8, nnRows: 8, nnCols: 4, tnKeys: 16, tnCols: 4, wg: 16 }
     : { vec, qkRows: 4, qkKeys: 4, nnRows: 4, nnCols: 1, tnKeys: 4, tnCols: 1, wg: 64 };
   Object.assign(t, forced ?? {});
   if (t.vec !== 1 && t.vec !== 4) throw new GpuError(`attention: tile vec = ${t.vec} must be 1 or 4`);
@@ -85,8 +97,11 @@ function routedLoads(n: number, bound: string, idx: string, load: string, reg: (
   ].join('\n');
 }
 
-/** Scores (S = scale q.k, causal and padding keys MASKED) or dS = P * (dO.v - delta) in place of P. */
-function qkSource(t: AttentionTiles, kind: 'scores' | 'ds'): string {
+/**
+ * Scores (S = scale q.k, causal and padding keys MASKED) or dS = P * (dO.v - delta), written in
+ * place of P ('ds') or next to a P kept from the forward ('ds2', which must stay intact).
+ */
+function qkSource(t: AttentionTiles, kind: 'scores' | 'ds' | 'ds2'): string {
   const TM = t.qkRows;
   const TN = t.qkKeys;
   const G = TN / 4;
@@ -94,12 +109,19 @@ function qkSource(t: AttentionTiles, kind: 'scores' | 'ds'): string {
   const bindings =
     kind === 'scores'
       ? ['@group(0) @binding(2) var<storage, read_write> S: array<vec4<f32>>;', '@group(0) @binding(3) var<uniform> u: Params;']
-      : [
-          // dS overwrites P in place: each element is read and written by the same invocation.
-          '@group(0) @binding(2) var<storage, read> DELTA: array<f32>;',
-          '@group(0) @binding(3) var<storage, read_write> S: array<vec4<f32>>;',
-          '@group(0) @binding(4) var<uniform> u: Params;',
-        ];
+      : kind === 'ds'
+        ? [
+            // dS overwrites P in place: each element is read and written by the same invocation.
+            '@group(0) @binding(2) var<storage, read> DELTA: array<f32>;',
+            '@group(0) @binding(3) var<storage, read_write> S: array<vec4<f32>>;',
+            '@group(0) @binding(4) var<uniform> u: Params;',
+          ]
+        : [
+            '@group(0) @binding(2) var<storage, read> DELTA: array<f32>;',
+            '@group(0) @binding(3) var<storage, read> S: array<vec4<f32>>;',
+            '@group(0) @binding(4) var<storage, read_write> DS: array<vec4<f32>>;',
+            '@group(0) @binding(5) var<uniform> u: Params;',
+          ];
   const prologue = [
     pairs(TM, TN, (r, c) => `  var x${r}_${c} = 0.0;`),
     lines(TM, (r) => `  var a${r} = ${zero};`),
@@ -119,13 +141,13 @@ function qkSource(t: AttentionTiles, kind: 'scores' | 'ds'): string {
           `        let vis = vec4<bool>(${range(4).map((e) => `j + ${e}u < u.tk && key_visible(i, j + ${e}u)`).join(', ')});`,
           `        S[srow + g] = select(vec4<f32>(MASKED), val, vis);`,
         ].join('\n')
-      : `        S[srow + g] = S[srow + g] * (val - vec4<f32>(delta));`;
+      : `        ${kind === 'ds' ? 'S' : 'DS'}[srow + g] = S[srow + g] * (val - vec4<f32>(delta));`;
   const epilogue = [
     `  for (var r = 0u; r < u.ra; r++) {`,
     `    let i = i0 + r;`,
     `    if (i >= u.tq) { break; }`,
     `    let srow = (bh * u.tq + i) * (u.tk4 / 4u) + j0 / 4u;`,
-    kind === 'ds' ? `    let delta = DELTA[bh * u.tq + i];` : '',
+    kind !== 'scores' ? `    let delta = DELTA[bh * u.tq + i];` : '',
     lines(G, (g) => `    let row${g} = ${pick(TM, 'r', (r) => group(r, g))};`),
     `    for (var g = 0u; g < u.rb / 4u; g++) {`,
     `      if (j0 + 4u * g < u.tk4) {`,
@@ -162,10 +184,13 @@ function nnSource(t: AttentionTiles): string {
   ].join('\n');
   const body = [
     routedLoads(TM, 'u.ra', 'r', `X[(bh * u.tq + min(i0 + r, u.tq - 1u)) * row4 + j / 4u]`, (r) => `p${r}`, '    '),
+    // The 4 keys of the group in a runtime loop (unrolling them would quadruple the B load sites);
+    // each row's probability for key e is extracted once.
     `    for (var e = 0u; e < 4u; e++) {`,
     `      let kb = (b * u.tk + min(j + e, u.tk - 1u)) * u.rowv + hoff;`,
     lines(TNV, (x) => `      let y${x} = B[kb + cv${x}];`),
-    pairs(TM, TNV, (r, x) => `      o${r}_${x} += p${r}[e] * y${x};`),
+    lines(TM, (r) => `      let pe${r} = p${r}[e];`),
+    pairs(TM, TNV, (r, x) => `      o${r}_${x} += pe${r} * y${x};`),
     `    }`,
   ].join('\n');
   const epilogue = storeRows(TM, TNV, 'i0 + k', 'u.tq', '(b * u.tq + i0 + k) * u.rowv + hoff');
@@ -340,9 +365,10 @@ export class AttentionKernels {
     this.run(kernel, [o, dO, delta], this.rowGrid(d.batch * d.heads * d.tq), false, 1, 'delta');
   }
 
-  /** Overwrites the stored probabilities P [B*h, Tq, tk4] with dS = P * (dO.v - delta). */
-  dScores(dO: Buf, v: Buf, delta: Buf, p: Buf): void {
-    this.run(this.kernel('ds', () => qkSource(this.t, 'ds'), 4), [dO, v, delta, p], this.qkGrid(), true, 1, 'dS');
+  /** dS = P * (dO.v - delta) [B*h, Tq, tk4], over P in place (ds = null) or into `ds`. */
+  dScores(dO: Buf, v: Buf, delta: Buf, p: Buf, ds: Buf | null): void {
+    if (ds) this.run(this.kernel('ds2', () => qkSource(this.t, 'ds2'), 5), [dO, v, delta, p, ds], this.qkGrid(), true, 1, 'dS');
+    else this.run(this.kernel('ds', () => qkSource(this.t, 'ds'), 4), [dO, v, delta, p], this.qkGrid(), true, 1, 'dS');
   }
 }
 
@@ -351,6 +377,7 @@ export function attentionSources(t: AttentionTiles): Record<string, string> {
   return {
     scores: qkSource(t, 'scores'),
     ds: qkSource(t, 'ds'),
+    ds2: qkSource(t, 'ds2'),
     nn: nnSource(t),
     tn: tnSource(t),
   };

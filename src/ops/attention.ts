@@ -1,15 +1,23 @@
-// Multi-head scaled-dot-product attention, forward and exact backward, as fused kernels
-// (src/ops/attention-kernels.ts, shaders/attention_*.wgsl).
+// Multi-head scaled-dot-product attention, forward and exact backward, with its own kernels
+// (src/ops/attention-kernels.ts, shaders/attention_*.wgsl; no matmul/softmax from other ops).
 //
 // Layout: q [B,Tq,D], k and v [B,Tk,D], already projected; D = heads x headDim and head h is the
 // contiguous slice [h*headDim, (h+1)*headDim) of D, as in torch.nn.MultiheadAttention. The output
 // [B,Tq,D] interleaves the heads the same way, ready for out_proj. No permutes are materialised.
+// Any Tq, Tk, heads >= 1 and any headDim (vec4 loads when headDim % 4 == 0, scalar otherwise);
+// v has the same D as q and k. Inputs with different query/key/value rows (RPP's unshared prompt
+// vectors) need nothing special: the caller projects different input rows into q, k and v.
 //
-// Memory/compute trade-off: the forward keeps only the softmax statistics (log-sum-exp per
-// (batch, head, query): B*heads*Tq floats) and backward recomputes the probabilities from q, k and
-// the mask. Keeping P instead would cost B*heads*Tq*Tk floats per layer (60 MB per ViT-B/16 layer
-// at batch 32, 0.7 GB for the 12 layers) to save one q.k product per score; recomputing costs 7
-// head-dim passes per score in backward instead of 5.
+// Kernels per call (attention-kernels.ts): forward = scores (+ mask) -> row softmax in place ->
+// P.V; backward = dV = P^T dO, delta = rowsum(dO*O), dS = P*(dO V^T - delta), dQ = scale dS K,
+// dK = scale dS^T Q, each run only when a needed gradient uses it.
+//
+// Memory/compute trade-off: P [B*heads, Tq, ceil4(Tk)] is either kept from the forward for
+// backward or recomputed there (scores + softmax from q, k, the mask and the saved log-sum-exp,
+// B*heads*Tq floats, which makes the recomputed P bit-identical). Keeping it saves those two
+// kernels (about a quarter of the backward's work) and costs its memory per layer until backward:
+// 4 MB for ViT-B/32 and 6 MB for the text tower at batch 32, but 60 MB for ViT-B/16 and 0.7 GB for
+// its 12 layers. `keepProbs` chooses; by default P is kept when it takes at most 16 MiB.
 //
 // Masking semantics: `causal` lets query i see key j iff j <= i + (Tk - Tq), so key/value rows
 // placed before the sequence (prefix prompts) are visible to every query; with Tq == Tk it is CLIP's
@@ -32,7 +40,15 @@ export interface AttentionOptions {
   mask?: Tensor;
   /** Score scale, applied to q (default 1/sqrt(headDim)). */
   scale?: number;
+  /**
+   * Keep the probabilities for backward (true) or recompute them there (false). Default: keep when
+   * they take at most KEEP_PROBS_BYTES. Only matters when an input requires grad.
+   */
+  keepProbs?: boolean;
 }
+
+/** Default limit for keeping P [B*heads, Tq, ceil4(Tk)] from forward to backward. */
+export const KEEP_PROBS_BYTES = 16 * 1024 * 1024;
 
 const OP = 'attention';
 
@@ -97,66 +113,78 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const gpu = q.gpu;
   const kern = new AttentionKernels(gpu, attentionTiles(gpu, d.headDim), d);
   const mask = opts.mask ?? null;
-  const scoresShape: Shape = [d.batch * d.heads, d.tq, paddedKeys(d.tk)];
-  checkScoresFit(gpu.limits.maxStorageBufferBindingSize, scoresShape, q, k);
+  const probsShape: Shape = [d.batch * d.heads, d.tq, paddedKeys(d.tk)];
+  const probsBytes = checkScoresFit(gpu.limits.maxStorageBufferBindingSize, probsShape, q, k);
   const o = empty([d.batch, d.tq, d.dModel], 'f32', gpu, OP);
   const lse = empty([d.batch, d.heads, d.tq], 'f32', gpu, `${OP} lse`);
-  const s = empty(scoresShape, 'f32', gpu, `${OP} scores`);
-  kern.scores(q.buffer, k.buffer, s.buffer, mask?.buffer ?? null);
-  kern.softmax(s.buffer, lse.buffer, false);
-  kern.nn(s.buffer, v.buffer, o.buffer, 1, 'P.V');
-  s.dispose();
+  const p = empty(probsShape, 'f32', gpu, `${OP} probabilities`);
+  kern.scores(q.buffer, k.buffer, p.buffer, mask?.buffer ?? null);
+  kern.softmax(p.buffer, lse.buffer, false);
+  kern.nn(p.buffer, v.buffer, o.buffer, 1, 'P.V');
   const wantsGrad = isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad);
   if (!wantsGrad) {
+    p.dispose();
     lse.dispose();
     return o;
   }
+  const keep = opts.keepProbs ?? probsBytes <= KEEP_PROBS_BYTES;
   return record(o, OP, [q, k, v], (needs, ctx) => {
     const [needQ, needK, needV] = needs as [boolean, boolean, boolean];
-    // Backward recomputes the scores from q, k (and the mask); dS also needs v and, through
-    // delta = rowsum(dO * O), the output. Only what the needed gradients use is kept.
-    const sq = ctx.save(q);
-    const sk = ctx.save(k);
-    const sv = needQ || needK ? ctx.save(v) : null;
-    const so = needQ || needK ? ctx.save(o) : null;
-    const sm = mask ? ctx.save(mask) : null;
-    const sl = ctx.save(lse);
+    const needDS = needQ || needK;
+    // Saved: P (kept) or what recomputes it (q, k, mask, lse); v and O for dS; q for dK, k for dQ.
+    const sp = keep ? ctx.save(p) : null;
+    const sq = !keep || needK ? ctx.save(q) : null;
+    const sk = !keep || needQ ? ctx.save(k) : null;
+    const sm = !keep && mask ? ctx.save(mask) : null;
+    const sl = keep ? null : ctx.save(lse);
+    const sv = needDS ? ctx.save(v) : null;
+    const so = needDS ? ctx.save(o) : null;
+    p.dispose();
     lse.dispose();
     return (g) => {
-      // P again, from recomputed scores and the forward's lse (bit-identical to the forward's P).
-      const p = empty(scoresShape, 'f32', gpu, `${OP} backward probabilities`);
-      kern.scores(sq.buffer, sk.buffer, p.buffer, sm?.buffer ?? null);
-      kern.softmax(p.buffer, sl.buffer, true);
+      let probs: Tensor;
+      if (sp) {
+        probs = sp.share();
+      } else {
+        // P again from recomputed scores and the forward's lse: bit-identical to the forward's P.
+        probs = empty(probsShape, 'f32', gpu, `${OP} backward probabilities`);
+        kern.scores(sq!.buffer, sk!.buffer, probs.buffer, sm?.buffer ?? null);
+        kern.softmax(probs.buffer, sl!.buffer, true);
+      }
       const dv = needV ? empty(v.shape, 'f32', gpu, `${OP} dV`) : null;
-      if (dv) kern.tn(p.buffer, g.buffer, dv.buffer, 1, 'dV');
+      if (dv) kern.tn(probs.buffer, g.buffer, dv.buffer, 1, 'dV');
       let dq: Tensor | null = null;
       let dk: Tensor | null = null;
-      if (needQ || needK) {
+      if (needDS) {
         const delta = empty([d.batch, d.heads, d.tq], 'f32', gpu, `${OP} delta`);
         kern.delta(so!.buffer, g.buffer, delta.buffer);
-        kern.dScores(g.buffer, sv!.buffer, delta.buffer, p.buffer);
+        // A kept P must survive (retainGraph may run backward again): dS goes to its own buffer.
+        const ds = sp ? empty(probsShape, 'f32', gpu, `${OP} dS`) : probs.share();
+        kern.dScores(g.buffer, sv!.buffer, delta.buffer, probs.buffer, sp ? ds.buffer : null);
         delta.dispose();
         if (needQ) {
           dq = empty(q.shape, 'f32', gpu, `${OP} dQ`);
-          kern.nn(p.buffer, sk.buffer, dq.buffer, d.scale, 'dQ');
+          kern.nn(ds.buffer, sk!.buffer, dq.buffer, d.scale, 'dQ');
         }
         if (needK) {
           dk = empty(k.shape, 'f32', gpu, `${OP} dK`);
-          kern.tn(p.buffer, sq.buffer, dk.buffer, d.scale, 'dK');
+          kern.tn(ds.buffer, sq!.buffer, dk.buffer, d.scale, 'dK');
         }
+        ds.dispose();
       }
-      p.dispose();
+      probs.dispose();
       return [dq, dk, dv];
     };
   });
 }
 
-/** The per-call scores buffer must be bindable whole (q, k, v are checked in checkInputs). */
-function checkScoresFit(limit: number, shape: Shape, q: Tensor, k: Tensor): void {
+/** The per-call scores buffer must be bindable whole (q, k, v are checked in checkInputs). Returns its bytes. */
+function checkScoresFit(limit: number, shape: Shape, q: Tensor, k: Tensor): number {
   const bytes = shape.reduce((a, b) => a * b, 4);
   if (bytes > limit) {
     throw new GpuError(
       `${OP}: q ${q.describe()} and k ${k.describe()} need a ${shapeStr(shape)} scores buffer of ${bytes} bytes, over this device's maxStorageBufferBindingSize ${limit} (split the batch)`,
     );
   }
+  return bytes;
 }

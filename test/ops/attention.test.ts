@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { attention, setAttentionTiles, type AttentionOptions, type AttentionTiles } from '../../src/ops/attention.js';
+import { attention, attentionTiles, setAttentionTiles, type AttentionOptions, type AttentionTiles } from '../../src/ops/attention.js';
+import { attentionSources } from '../../src/ops/attention-kernels.js';
 import { add, mul } from '../../src/ops/elementwise.js';
 import { attentionRef } from '../ref/attention.js';
 import * as ref from '../ref/core.js';
@@ -24,18 +25,23 @@ interface Case {
   grads?: [boolean, boolean, boolean];
   range?: [number, number];
   data?: [number[], number[], number[]];
+  /** Keep P from forward to backward (default: alternates between calls, so both paths run). */
+  keep?: boolean;
 }
+
+let alternate = false;
 
 function caseName(c: Case): string {
   const g = c.grads ? ` grads(q,k,v)=${c.grads.map(Number).join('')}` : '';
-  return `attention B${c.b} Tq${c.tq} Tk${c.tk ?? c.tq} D${c.d} h${c.heads}${c.causal ? ' causal' : ''}${c.mask ? ` mask[${c.mask.shape}]` : ''}${g}`;
+  return `attention B${c.b} Tq${c.tq} Tk${c.tk ?? c.tq} D${c.d} h${c.heads}${c.causal ? ' causal' : ''}${c.mask ? ` mask[${c.mask.shape}]` : ''}${g} ${c.keep ? 'keeping P' : 'recomputing P'}`;
 }
 
 function optsOf<M>(c: Case, m: M | undefined): { heads: number; causal: boolean; mask?: M; scale?: number } {
   return { heads: c.heads, causal: !!c.causal, ...(m ? { mask: m } : {}), ...(c.scale !== undefined ? { scale: c.scale } : {}) };
 }
 
-async function check(c: Case): Promise<void> {
+async function check(c0: Case): Promise<void> {
+  const c = { ...c0, keep: c0.keep ?? (alternate = !alternate) };
   const tk = c.tk ?? c.tq;
   const g = c.grads ?? [true, true, true];
   const range = c.range ?? [-2, 2];
@@ -48,7 +54,7 @@ async function check(c: Case): Promise<void> {
   await checkOp({
     name: caseName(c),
     inputs,
-    gpu: (q, k, v, m) => attention(q!, k!, v!, optsOf(c, m) as AttentionOptions),
+    gpu: (q, k, v, m) => attention(q!, k!, v!, { ...optsOf(c, m), keepProbs: c.keep } as AttentionOptions),
     ref: (q, k, v, m) => attentionRef(q!, k!, v!, optsOf<R>(c, m)),
     fdCoords: 6,
   });
@@ -177,25 +183,29 @@ test('gradients of q, k, v each alone and in pairs', async () => {
 test('backward runs only the kernels the needed gradients use', async () => {
   const gpu = await getGpu();
   const mk = (t: number, seed: number) => tensor(randArray(2 * t * 16, seed), [2, t, 16]);
-  // Dispatches of backward alone: scores + softmax always; dV: 1; dQ or dK: delta + dS, then 1 each.
+  // Dispatches of backward alone. Recomputing P: scores + softmax first. Then dV: 1 kernel; dQ or
+  // dK: delta + dS, then 1 kernel each.
   const expected: [[boolean, boolean, boolean], number][] = [
-    [[false, false, true], 3],
-    [[true, false, false], 5],
-    [[false, true, false], 5],
-    [[true, true, false], 6],
-    [[true, true, true], 7],
+    [[false, false, true], 1],
+    [[true, false, false], 3],
+    [[false, true, false], 3],
+    [[true, true, false], 4],
+    [[true, true, true], 5],
   ];
-  for (const [needs, count] of expected) {
-    const [q, k, v] = [mk(5, 1), mk(7, 2), mk(7, 3)];
-    [q, k, v].forEach((t, i) => (t.requiresGrad = needs[i]!));
-    const o = attention(q, k, v, { heads: 2, causal: true });
-    const seed = tensor(randArray(o.size, 4), o.shape);
-    await gpu.sync();
-    const before = gpu.counters.dispatches;
-    o.backward({ gradient: seed });
-    assert.is(gpu.counters.dispatches - before, count, `backward dispatches with needs ${needs}`);
-    [q, k, v].forEach((t, i) => assert.is(!!t.grad, needs[i], `input ${i} has a gradient`));
-    for (const t of [q, k, v, o, seed]) t.dispose();
+  for (const keepProbs of [true, false]) {
+    for (const [needs, count] of expected) {
+      const [q, k, v] = [mk(5, 1), mk(7, 2), mk(7, 3)];
+      [q, k, v].forEach((t, i) => (t.requiresGrad = needs[i]!));
+      const o = attention(q, k, v, { heads: 2, causal: true, keepProbs });
+      const seed = tensor(randArray(o.size, 4), o.shape);
+      await gpu.sync();
+      const before = gpu.counters.dispatches;
+      o.backward({ gradient: seed });
+      const want = count + (keepProbs ? 0 : 2);
+      assert.is(gpu.counters.dispatches - before, want, `backward dispatches with needs ${needs}, keepProbs ${keepProbs}`);
+      [q, k, v].forEach((t, i) => assert.is(!!t.grad, needs[i], `input ${i} has a gradient`));
+      for (const t of [q, k, v, o, seed]) t.dispose();
+    }
   }
   // Frozen inputs: three forward dispatches and nothing recorded.
   const [q, k, v] = [mk(5, 1), mk(5, 2), mk(5, 3)];
@@ -207,20 +217,40 @@ test('backward runs only the kernels the needed gradients use', async () => {
   for (const t of [q, k, v, o]) t.dispose();
 });
 
-test('deterministic: forward and gradients are bit-identical across runs', async () => {
-  const runOnce = async () => {
+test('retainGraph: a second backward gives the same gradients (kept P is not overwritten)', async () => {
+  for (const keepProbs of [true, false]) {
+    const q = tensor(randArray(2 * 6 * 8, 21), [2, 6, 8]).param();
+    const k = tensor(randArray(2 * 6 * 8, 22), [2, 6, 8]).param();
+    const v = tensor(randArray(2 * 6 * 8, 23), [2, 6, 8]).param();
+    const o = attention(q, k, v, { heads: 2, keepProbs });
+    const seed = tensor(randArray(o.size, 24), o.shape);
+    o.backward({ gradient: seed, retainGraph: true });
+    const first = await Promise.all([q, k, v].map((t) => t.grad!.read()));
+    o.backward({ gradient: seed });
+    const second = await Promise.all([q, k, v].map((t) => t.grad!.read()));
+    // The second pass accumulates the same gradient again.
+    first.forEach((g, i) => g.forEach((x, j) => assert.ok(Math.abs(second[i]![j]! - 2 * x) <= 1e-6 * (1 + Math.abs(x)), `keepProbs ${keepProbs}: input ${i}[${j}]`)));
+    for (const t of [q, k, v, o, seed]) t.dispose();
+  }
+});
+
+test('deterministic: forward and gradients are bit-identical across runs and memory modes', async () => {
+  const runOnce = async (keepProbs: boolean) => {
     const q = tensor(randArray(3 * 13 * 32, 11), [3, 13, 32]).param();
     const k = tensor(randArray(3 * 19 * 32, 12), [3, 19, 32]).param();
     const v = tensor(randArray(3 * 19 * 32, 13), [3, 19, 32]).param();
-    const o = attention(q, k, v, { heads: 4, causal: true });
+    const o = attention(q, k, v, { heads: 4, causal: true, keepProbs });
     o.backward({ gradient: tensor(randArray(o.size, 14), o.shape) });
     const res = [await o.read(), await q.grad!.read(), await k.grad!.read(), await v.grad!.read()];
     for (const t of [q, k, v, o]) t.dispose();
     return res;
   };
-  const a = await runOnce();
-  const b = await runOnce();
+  const a = await runOnce(true);
+  const b = await runOnce(true);
   a.forEach((x, i) => assert.equal(Array.from(b[i]!), Array.from(x), `run-to-run output ${i}`));
+  // Recomputing P reproduces the forward's P bit for bit, so the gradients do not depend on the mode.
+  const c = await runOnce(false);
+  a.forEach((x, i) => assert.equal(Array.from(c[i]!), Array.from(x), `keeping vs recomputing P, output ${i}`));
 });
 
 test('forced kernel variants: tiny tiles, GPU-sized tiles, scalar path', async () => {
@@ -272,6 +302,29 @@ test('RPP: query, key and value rows projected from different inputs at the prom
     });
   }
   for (const x of [...gpuSel, ...gpuW]) x.dispose();
+});
+
+test('self-attention with one tensor as q, k and v (gradients accumulate over the three uses)', async () => {
+  for (const keepProbs of [true, false]) {
+    await checkOp({
+      name: `attention(x, x, x) keepProbs ${keepProbs}`,
+      inputs: [{ shape: [2, 7, 16] }],
+      gpu: (x) => attention(x!, x!, x!, { heads: 2, causal: true, keepProbs }),
+      ref: (x) => attentionRef(x!, x!, x!, { heads: 2, causal: true }),
+      fdCoords: 8,
+    });
+  }
+});
+
+test('generated kernels stay compact (llvmpipe compile time grows with storage access sites)', async () => {
+  const gpu = await getGpu();
+  for (const t of [attentionTiles(gpu, 64), attentionTiles(gpu, 6)]) {
+    for (const [name, code] of Object.entries(attentionSources(t))) {
+      const sites = code.match(/\b(A|B|C|S|X|DS|DELTA)\[/g)?.length ?? 0;
+      assert.ok(sites <= 16, `${name}: ${sites} storage access sites`);
+      assert.ok(code.split('\n').length < 400, `${name}: ${code.split('\n').length} lines`);
+    }
+  }
 });
 
 test('methods.md 9.4 sanity check: separate key/value prompt', async () => {
