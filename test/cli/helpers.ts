@@ -47,9 +47,14 @@ function cleanStderr(s: string): string {
 
 /** Runs `node dist/src/cli/main.js ...args`. */
 export function cli(...args: string[]): Promise<CliResult> {
+  return runNode([MAIN, ...args]);
+}
+
+/** Runs `node ...args` in `cwd` (default: the repository root). */
+export function runNode(args: string[], cwd = ROOT): Promise<CliResult> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, args, { cwd, env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     p.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
