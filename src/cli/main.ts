@@ -45,9 +45,13 @@ Run \`cliptune <command> --help\` for a command's options.
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
-  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+  if (!cmd) {
+    process.stderr.write(USAGE);
+    return 2;
+  }
+  if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
     process.stdout.write(USAGE);
-    return cmd ? 0 : 2;
+    return 0;
   }
   const entry = COMMANDS[cmd];
   if (!entry) {
