@@ -15,7 +15,7 @@ import { noGrad } from '../src/autograd/tape.js';
 import { errorText, type BenchOptions, type CaseResult, type Stat } from './common.js';
 import { loadTfjs } from './peers.js';
 import { blockBackward, blockForward, total, type BlockShape } from './lib/flops.js';
-import { adapterLine, fmt, jsonLineWith, markdownTable, option, relMaxError, statCell, timeSteps, uniform, type StepStat } from './lib/steps.js';
+import { adapterLine, fmt, jsonLineWith, markdownTable, option, relMaxError, statCell, timeStepsInterleaved, uniform, type StepStat } from './lib/steps.js';
 
 const SHAPE: BlockShape = { batch: 8, tokens: 50, width: 768, mlpHidden: 3072 };
 const HEADS = 12;
@@ -180,7 +180,7 @@ export async function run(opts: BenchOptions): Promise<void> {
   if (!opts.json) {
     console.log(`# block: ${title}; all weights and the input trainable, loss = sum(out * R)`);
     console.log(adapterLine(gpu));
-    console.log(`GFLOP counted (matmul products only): fwd ${fmt(total(fwd) / 1e9)}, fwd+bwd ${fmt(cases[0] ? cases[0].flop / 1e9 : (3 * total(fwd)) / 1e9)}; median (min–max) of up to ${opts.repeats} samples, ${budget} s budget per case and library`);
+    console.log(`GFLOP counted (matmul products only): fwd ${fmt(total(fwd) / 1e9)}, fwd+bwd ${fmt(cases[0] ? cases[0].flop / 1e9 : (3 * total(fwd)) / 1e9)}; median (min–max) of up to ${opts.repeats} samples after a warm-up step, the libraries' samples interleaved, ${budget} s budget per case and library`);
   }
   const host = hostBlock(s);
   const ours = oursSide(gpu, host, s);
@@ -209,20 +209,16 @@ export async function run(opts: BenchOptions): Promise<void> {
   const rows: Row[] = [];
   for (const c of cases) {
     const row: Row = { ...c, ours: { error: 'not run' }, peer: null };
-    try {
-      row.ours = await timeSteps(() => ours.step(c.backward), () => ours.sync(), { repeats: opts.repeats, budget });
-    } catch (e) {
-      row.ours = { error: errorText(e) };
-    }
+    const sides: Side[] = [ours];
     if (peer && 'error' in peer) row.peer = peer;
-    else if (peer) {
-      const p = peer;
-      try {
-        row.peer = await timeSteps(() => p.step(c.backward), () => p.sync(), { repeats: opts.repeats, budget });
-      } catch (e) {
-        row.peer = { error: errorText(e) };
-      }
-    }
+    else if (peer) sides.push(peer);
+    // Interleaved samples: on a loaded machine both libraries see the same load.
+    const stats = await timeStepsInterleaved(
+      sides.map((side) => ({ step: () => side.step(c.backward), sync: () => side.sync() })),
+      { repeats: opts.repeats, budget },
+    );
+    row.ours = stats[0]!;
+    if (stats[1]) row.peer = stats[1];
     rows.push(row);
     if (opts.json) {
       const ms = (x: StepStat | { error: string }): Stat | { error: string } => (isStat(x) ? { ...x, median: x.median * 1e3, min: x.min * 1e3, max: x.max * 1e3 } : x);

@@ -43,10 +43,59 @@ export async function timeSteps(step: () => void, sync: () => Promise<void>, o: 
     await sync();
     per.push((performance.now() - t0) / 1000);
   }
+  return { ...summary(per), calls: 1, warmup, once: false };
+}
+
+export interface Stepper {
+  step(): void;
+  sync(): Promise<void>;
+}
+
+/**
+ * timeSteps for several implementations of the same step, with their samples interleaved
+ * (A, B, A, B, ...) so that a machine whose load drifts slows all of them alike. The budget is per
+ * implementation; one whose warm-up exceeds `onceOver` reports that warm-up step alone.
+ */
+export async function timeStepsInterleaved(list: readonly Stepper[], o: StepTiming): Promise<(StepStat | { error: string })[]> {
+  const budget = o.budget ?? 60;
+  const onceOver = o.onceOver ?? budget;
+  const warm: (number | { error: string })[] = [];
+  const once = async (s: Stepper) => {
+    const t0 = performance.now();
+    s.step();
+    await s.sync();
+    return (performance.now() - t0) / 1000;
+  };
+  for (const s of list) warm.push(await once(s).catch((e: unknown) => ({ error: e instanceof Error ? e.message.split('\n')[0]! : String(e) })));
+  const active = list.map((_, i) => typeof warm[i] === 'number' && (warm[i] as number) <= onceOver);
+  const warmSum = warm.reduce<number>((a, w, i) => a + (active[i] ? (w as number) : 0), 0);
+  const samples = warmSum ? Math.max(1, Math.min(o.repeats, Math.floor((budget * active.filter(Boolean).length - warmSum) / warmSum))) : 0;
+  const per: number[][] = list.map(() => []);
+  const failed: (string | null)[] = list.map(() => null);
+  for (let k = 0; k < samples; k++) {
+    for (let i = 0; i < list.length; i++) {
+      if (!active[i] || failed[i]) continue;
+      try {
+        per[i]!.push(await once(list[i]!));
+      } catch (e) {
+        failed[i] = e instanceof Error ? e.message.split('\n')[0]! : String(e);
+      }
+    }
+  }
+  return list.map((_, i) => {
+    const w = warm[i]!;
+    if (typeof w !== 'number') return w;
+    if (failed[i]) return { error: failed[i]! };
+    if (!active[i]) return { median: w, min: w, max: w, samples: 1, calls: 1, warmup: w, once: true };
+    return { ...summary(per[i]!), calls: 1, warmup: w, once: false };
+  });
+}
+
+function summary(per: number[]): { median: number; min: number; max: number; samples: number } {
   const sorted = [...per].sort((a, b) => a - b);
   const n = sorted.length;
   const median = n % 2 ? sorted[(n - 1) / 2]! : (sorted[n / 2 - 1]! + sorted[n / 2]!) / 2;
-  return { median, min: sorted[0]!, max: sorted[n - 1]!, samples, calls: 1, warmup, once: false };
+  return { median, min: sorted[0]!, max: sorted[n - 1]!, samples: n };
 }
 
 export interface MemoryPeak {
