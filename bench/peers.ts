@@ -87,7 +87,10 @@ export function loadTfjs(root: string, ours: Gpu, opts: { gradients?: boolean } 
     return {
       tf,
       async sync() {
-        // tfjs keeps a compute pass open between ops: end it before submitting, as its own reads do.
+        // tfjs keeps a compute pass open between ops (it submits every
+        // WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE dispatches): end it before submitting, or the command
+        // buffer is invalid and the queued dispatches never run (Dawn: "Command buffer recording
+        // ended before [ComputePassEncoder] was ended").
         backend.ensureCommandEncoderReady();
         backend.endComputePassEncoder();
         backend.submitQueue();
