@@ -56,21 +56,32 @@ export function sniffImages(paths: readonly string[]): void {
   }
 }
 
-/** --out must name a file in an existing folder (checked before any work). */
-export function checkOutPath(out: string): void {
+/** An output path must name a file in an existing folder (checked before any work). */
+export function checkOutPath(out: string, what = '--out'): void {
   const dir = dirname(resolve(out));
   let st;
   try {
     st = statSync(dir);
   } catch {
-    throw new Error(`--out: folder ${dir} does not exist`);
+    throw new Error(`${what}: folder ${dir} does not exist`);
   }
-  if (!st.isDirectory()) throw new Error(`--out: ${dir} is not a folder`);
+  if (!st.isDirectory()) throw new Error(`${what}: ${dir} is not a folder`);
   try {
-    if (statSync(out).isDirectory()) throw new Error(`--out: ${out} is a folder; give a file name`);
+    if (statSync(out).isDirectory()) throw new Error(`${what}: ${out} is a folder; give a file name`);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
+}
+
+/** An input path must be an existing file. */
+export function checkInputFile(path: string, what: string): void {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    throw new Error(`${what}: ${path} does not exist`);
+  }
+  if (!st.isFile()) throw new Error(`${what}: ${path} is not a file`);
 }
 
 /** --heads N or --heads IMAGE,TEXT: attention heads when the weights' widths are not multiples of 64. */
@@ -84,6 +95,7 @@ export function parseHeads(v: string | undefined): { image?: number; text?: numb
 
 /** pixel_values [B, 3, H, W] from a safetensors file (checked against the model later). */
 export async function readPixels(path: string): Promise<{ data: Float32Array; shape: number[] }> {
+  checkInputFile(path, '--pixels');
   const f = await openSafetensors(path);
   try {
     if (!f.names.includes('pixel_values')) throw new Error(`--pixels ${path}: no tensor "pixel_values" (has ${f.names.join(', ') || 'none'})`);
@@ -102,6 +114,7 @@ export async function readPixels(path: string): Promise<{ data: Float32Array; sh
 
 /** input_ids [N, L] from a safetensors file (checked against the model later). */
 export async function readInputIds(path: string): Promise<{ ids: Int32Array; rows: number; length: number }> {
+  checkInputFile(path, '--input-ids');
   const f = await openSafetensors(path);
   try {
     if (!f.names.includes('input_ids')) throw new Error(`--input-ids ${path}: no tensor "input_ids" (has ${f.names.join(', ') || 'none'})`);

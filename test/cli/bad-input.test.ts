@@ -137,6 +137,8 @@ test('embed: bad images, texts, ids and pixels', async () => {
     { name: 'float ids', args: embed('--weights', WEIGHTS, '--input-ids', floatIds), code: 1, err: /input_ids is F32, expected an integer dtype/ },
     { name: 'no input_ids tensor', args: embed('--weights', WEIGHTS, '--input-ids', smallPx), code: 1, err: /no tensor "input_ids" \(has pixel_values\)/ },
     { name: 'pixels of the wrong size', args: embed('--weights', WEIGHTS, '--pixels', smallPx), code: 1, err: /pixel_values has shape \[1,3,16,16\], this model needs \[B, 3, 32, 32\]/ },
+    { name: 'missing --pixels file', args: embed('--weights', WEIGHTS, '--pixels', join(dir, 'nope.safetensors')), code: 1, err: /^cliptune embed: --pixels: .*nope\.safetensors does not exist\n$/ },
+    { name: '--input-ids is a folder', args: embed('--weights', WEIGHTS, '--input-ids', dir), code: 1, err: /^cliptune embed: --input-ids: .* is not a file\n$/ },
     { name: 'non-finite pixels', args: embed('--weights', WEIGHTS, '--pixels', nanPx), code: 1, err: /pixel_values has a non-finite value at flat index 0/ },
     { name: 'good images, bad ids: nothing written', args: embed('--weights', WEIGHTS, '--pixels', INPUTS, '--input-ids', bigIds), code: 1, err: /id 512/ },
   ]);
@@ -184,9 +186,10 @@ test('zeroshot and convert: bad input', async () => {
     { name: 'zeroshot: template without {}', args: zs('--weights', WEIGHTS, '--images', good, '--template', 'a photo'), code: 2, err: /--template "a photo" has no \{\}/ },
     { name: 'zeroshot: classes vs folders', args: zs('--weights', WEIGHTS, '--images', good, '--classes', 'a,b,c'), code: 2, err: /--classes names 3 classes but .* has 2 class folders/ },
     { name: 'zeroshot: unknown option', args: zs('--weights', WEIGHTS, '--images', good, '--out', 'x'), code: 2, err: /^cliptune zeroshot: Unknown option '--out'/m },
-    { name: 'convert: missing input', args: (out) => ['convert', join(dir, 'nope.pt'), out], code: 1, err: /^cliptune convert: .*nope\.pt/m },
-    { name: 'convert: not an archive', args: (out) => ['convert', garbagePt, out], code: 1, err: /^cliptune convert: .*garbage\.pt: /m },
-    { name: 'convert: truncated archive', args: (out) => ['convert', cutPt, out], code: 1, err: /^cliptune convert: .*cut\.pt: /m },
+    { name: 'convert: missing input', args: (out) => ['convert', join(dir, 'nope.pt'), out], code: 1, err: /^cliptune convert: IN\.pt: .*nope\.pt does not exist\n$/ },
+    { name: 'convert: output folder missing', args: () => ['convert', ptCopy, join(dir, 'nope', 'x.safetensors')], code: 1, err: /^cliptune convert: OUT\.safetensors: folder .*nope does not exist\n$/ },
+    { name: 'convert: not an archive', args: (out) => ['convert', garbagePt, out], code: 1, err: /^cliptune convert: .*garbage\.pt: not a PyTorch checkpoint \(not a zip archive; starts with bytes 6e 6f 74 20\)\n$/ },
+    { name: 'convert: truncated archive', args: (out) => ['convert', cutPt, out], code: 1, err: /^cliptune convert: .*cut\.pt: not a zip archive \(no end-of-central-directory record\)\n$/ },
     { name: 'convert: one argument', args: () => ['convert', ptCopy], code: 2, err: /expected IN\.pt and OUT\.safetensors/ },
   ]);
 });

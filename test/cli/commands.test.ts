@@ -9,6 +9,16 @@ import { Rng } from '../../src/clip/rng.js';
 const { dir, cleanup } = scratch('commands');
 test.after(cleanup);
 
+test('--help of every CLIP command: usage on stdout, exit 0', async () => {
+  const runs = await Promise.all([[], ['embed'], ['zeroshot'], ['convert'], ['tokenize']].map((c) => cli(...c, '--help')));
+  for (const r of runs) {
+    assert.is(r.code, 0, r.err);
+    assert.match(r.out, /^usage: cliptune /);
+    assert.is(r.err, '');
+  }
+  assert.match(runs[1]!.out, /--heads N .*\n.*\n?.*--vocab PATH/s);
+});
+
 test('tokenize: one JSON array per text and line; --context; --truncate', async () => {
   const r = await cli('tokenize', 'a photo of a cat', 'a dog');
   assert.is(r.code, 0, r.err);

@@ -3,7 +3,7 @@
 // with the model's own tokenizer, and --images on PNG files.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GOLDEN, OUT_TOL, cli, hfFolder, readTensors, relErr, scratch, tinyVocab, writePngs, writeTensors } from './helpers.js';
 import { loadImageForClip } from '../../src/clip/preprocess-node.js';
@@ -77,7 +77,6 @@ test('--text with the model folder\'s own tokenizer equals --input-ids of the sa
   assert.equal(a.shape, [3, 32]);
   assert.equal(a.data, b.data);
   // --vocab names the tokenizer explicitly for a bare weights file; one text per line in --texts.
-  const { writeFileSync, mkdirSync } = await import('node:fs');
   const vocabDir = join(dir, 'vocab');
   mkdirSync(vocabDir);
   for (const [n, body] of Object.entries(tinyVocab())) writeFileSync(join(vocabDir, n), body);
