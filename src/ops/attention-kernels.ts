@@ -47,15 +47,16 @@ export function setAttentionTiles(t: Partial<AttentionTiles> | null): void {
 }
 
 /**
- * Tiles for this device and head dim. CPU adapters get 8-16 row register tiles (bench/attention-ab.ts:
- * 16x16 scores tiles ran ~25% faster than 8x8 but compile ~2.5x slower; 8x8 is the default); a
- * discrete GPU gets light invocations. Forced overrides apply as given.
+ * Tiles for this device and head dim. CPU adapters get 8-16 row register tiles, measured with
+ * bench/attention-ab.ts: 16x16 scores/dS tiles run 25-30% faster than 8x8 (they load half as much
+ * per FMA) for ~1 s more compile each; bigger P.V / dV tiles gave nothing. A discrete GPU gets
+ * light invocations. Forced overrides apply as given.
  */
 export function attentionTiles(gpu: Gpu, headDim: number): AttentionTiles {
   const vec: 1 | 4 = headDim % 4 === 0 ? 4 : 1;
   const cpu = gpu.isSoftware;
   const t: AttentionTiles = cpu
-    ? { vec, qkRows: 8, qkKeys: 8, nnRows: 8, nnCols: 4, tnKeys: 16, tnCols: 4, wg: 16 }
+    ? { vec, qkRows: 16, qkKeys: 16, nnRows: 8, nnCols: 4, tnKeys: 16, tnCols: 4, wg: 16 }
     : { vec, qkRows: 4, qkKeys: 4, nnRows: 4, nnCols: 1, tnKeys: 4, tnCols: 1, wg: 64 };
   Object.assign(t, forced ?? {});
   if (t.vec !== 1 && t.vec !== 4) throw new GpuError(`attention: tile vec = ${t.vec} must be 1 or 4`);

@@ -322,7 +322,7 @@ test('generated kernels stay compact (llvmpipe compile time grows with storage a
     for (const [name, code] of Object.entries(attentionSources(t))) {
       const sites = code.match(/\b(A|B|C|S|X|DS|DELTA)\[/g)?.length ?? 0;
       assert.ok(sites <= 16, `${name}: ${sites} storage access sites`);
-      assert.ok(code.split('\n').length < 400, `${name}: ${code.split('\n').length} lines`);
+      assert.ok(code.split('\n').length < 800, `${name}: ${code.split('\n').length} lines`);
     }
   }
 });
