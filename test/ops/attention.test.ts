@@ -7,7 +7,7 @@ import { attentionRef } from '../ref/attention.js';
 import * as ref from '../ref/core.js';
 import { checkOp, randArray, type InputSpec } from '../helpers/parity.js';
 import { tensor, type Tensor } from '../../src/tensor/tensor.js';
-import { getGpu } from '../../src/gpu/index.js';
+import { createGpu, getGpu } from '../../src/gpu/index.js';
 import { clearTape, noGrad, tapeLength } from '../../src/autograd/tape.js';
 import type { R } from '../ref/core.js';
 
@@ -372,6 +372,23 @@ test('bad inputs are clear errors before any dispatch', async () => {
   assert.is(gpu.counters.dispatches, before, 'no dispatch for bad inputs');
   for (const x of [q, k, v]) x.dispose();
   clearTape();
+});
+
+test('buffers over the device binding limit are clear errors before any dispatch', async () => {
+  // A device whose storage bindings are capped at 4 KiB: q/k/v of 2 KiB fit, their scores do not.
+  const small = await createGpu({ limitOverrides: { maxStorageBufferBindingSize: 4096 } });
+  try {
+    const t = (shape: number[]) => tensor(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape, 'f32', small);
+    const before = small.counters.dispatches;
+    assert.throws(
+      () => attention(t([1, 32, 16]), t([1, 32, 16]), t([1, 32, 16]), { heads: 2 }),
+      /attention: q tensor#\d+ f32\[1,32,16\] and k tensor#\d+ f32\[1,32,16\] need a \[2,32,32\] scores buffer of 8192 bytes, over this device's maxStorageBufferBindingSize 4096/,
+    );
+    assert.throws(() => attention(t([1, 128, 16]), t([1, 2, 16]), t([1, 2, 16]), { heads: 2 }), /f32\[1,128,16\] is 8192 bytes, over this device's maxStorageBufferBindingSize 4096/);
+    assert.is(small.counters.dispatches, before);
+  } finally {
+    small.destroy();
+  }
 });
 
 test.run();
