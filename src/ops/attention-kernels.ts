@@ -19,7 +19,7 @@
 //   compiled for a maximum size; the rows actually used come in as uniforms, which also balances
 //   the tiles to the sequence length (50 rows -> 7 tiles of 8, not 4 of 16 with 14 idle).
 // The scores of one call are materialised ([B*heads, Tq, ceil4(Tk)]) between the kernels.
-import { GpuError, shaderSource, type Gpu, type Kernel } from '../gpu/index.js';
+import { GpuError, shaderSource, type Binding, type Gpu, type Kernel } from '../gpu/index.js';
 import { Uniforms } from '../gpu/uniforms.js';
 
 /** Tile sizes of the attention kernels (tests force each variant through setAttentionTiles). */
@@ -148,7 +148,7 @@ function qkSource(t: AttentionTiles, kind: 'scores' | 'ds' | 'ds2'): string {
     `    let i = i0 + r;`,
     `    if (i >= u.tq) { break; }`,
     `    let srow = (bh * u.tq + i) * (u.tk4 / 4u) + j0 / 4u;`,
-    kind !== 'scores' ? `    let delta = DELTA[bh * u.tq + i];` : '',
+    kind !== 'scores' ? `    let delta = DELTA[(bh + u.b0 * u.heads) * u.tq + i];` : '',
     lines(G, (g) => `    let row${g} = ${pick(TM, 'r', (r) => group(r, g))};`),
     `    for (var g = 0u; g < u.rb / 4u; g++) {`,
     `      if (j0 + 4u * g < u.tk4) {`,
@@ -250,7 +250,7 @@ interface Grid {
   total: number;
 }
 
-function params(d: AttnDims, t: AttentionTiles, g: Grid, scale: number): Uint32Array {
+function params(d: AttnDims, t: AttentionTiles, g: Grid, scale: number, b0: number): Uint32Array {
   const ms = d.maskStrides ?? [0, 0, 0, 0];
   return new Uniforms()
     .u32(d.batch, d.tq, d.tk, d.dModel / t.vec)
@@ -258,7 +258,7 @@ function params(d: AttnDims, t: AttentionTiles, g: Grid, scale: number): Uint32A
     .u32(g.ta, g.tb, d.causal ? 1 : 0)
     .i32v(d.tk - d.tq)
     .f32v(scale)
-    .u32(g.ra, g.rb, 0)
+    .u32(g.ra, g.rb, b0)
     .vec4u(ms, 1)
     .done();
 }
@@ -277,14 +277,25 @@ function describe(d: AttnDims): string {
   return `B${d.batch} Tq${d.tq} Tk${d.tk} D${d.dModel} h${d.heads}${d.causal ? ' causal' : ''}${d.maskStrides ? ' masked' : ''}`;
 }
 
-type Buf = GPUBuffer;
+/** A buffer, or a tensor's storage bound at its own size (pooled buffers can be larger than the tensor). */
+type Buf = Binding | GPUBuffer;
 
+/**
+ * Encodes the kernels of one call. `d.batch` elements starting at `b0` are processed: the scores
+ * buffers passed in hold those only (see `chunk`), all other tensors span the whole batch.
+ */
 export class AttentionKernels {
   constructor(
     private readonly gpu: Gpu,
     private readonly t: AttentionTiles,
     private readonly d: AttnDims,
+    private readonly b0 = 0,
   ) {}
+
+  /** The same call restricted to batch elements [b0, b0 + batch). */
+  chunk(b0: number, batch: number): AttentionKernels {
+    return new AttentionKernels(this.gpu, this.t, { ...this.d, batch }, b0);
+  }
 
   private kernel(name: string, build: () => string, bindings: number): Kernel {
     const t = this.t;
@@ -302,9 +313,9 @@ export class AttentionKernels {
     this.gpu.dispatch({
       kernel,
       buffers,
-      uniforms: params(this.d, this.t, { ...g, total }, scale),
+      uniforms: params(this.d, this.t, { ...g, total }, scale, this.b0),
       workgroups: this.gpu.grid(Math.ceil(total / this.t.wg)),
-      label: `attention ${what} ${describe(this.d)}`,
+      label: `attention ${what} ${describe(this.d)}${this.b0 ? ` from batch ${this.b0}` : ''}`,
     });
   }
 
