@@ -83,7 +83,7 @@ for (const s of shapes.filter((_, i) => only === null || i === only)) {
       }
       clearTape();
     }
-    const gflops = label === 'forward' ? ` (${(flops / 2 / median(wall) / 1e6).toFixed(1)} GFLOP/s)` : '';
+    const gflops = label === 'forward' ? ` (${(flops / median(wall) / 1e6).toFixed(1)} GFLOP/s wall, ${(flops / median(cpu) / 1e6).toFixed(1)} per CPU-s)` : '';
     lines.push(`  ${label.padEnd(22)} wall median ${median(wall).toFixed(1)} ms, min ${Math.min(...wall).toFixed(1)} ms; CPU ${median(cpu).toFixed(1)} ms${gflops}; first call ${first.toFixed(0)} ms`);
   }
   console.log(`${s.name}:\n${lines.join('\n')}`);

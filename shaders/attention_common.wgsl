@@ -2,7 +2,9 @@
 // of them. Head-dim data (q, k, v, dO, outputs: [B,T,D] with head h at columns h*headDim..) is
 // addressed in units of {{V}} (vec4<f32>, or f32 when headDim % 4 != 0): `rowv` = D / width is the
 // row stride and `nv` = headDim / width the head width in those units. Scores live in a
-// [B*heads, Tq, tk4] buffer, tk4 = Tk rounded up to 4, read and written as vec4 along the keys.
+// [batch*heads, Tq, tk4] buffer, tk4 = Tk rounded up to 4, read and written as vec4 along the keys;
+// when the whole batch's scores exceed a storage binding, each dispatch covers a chunk of the batch
+// starting at b0 (bh below indexes the chunk's scores, b is the global batch element).
 struct Params {
   batch: u32, tq: u32, tk: u32, rowv: u32,
   heads: u32, tk4: u32, nv: u32, total: u32,
@@ -11,7 +13,8 @@ struct Params {
   // Causal: query i sees key j iff j <= i + offset (offset = Tk - Tq: extra key rows come first).
   offset: i32,
   // ra, rb: rows (keys) per invocation along the tiled axes, at most the compiled register tile.
-  scale: f32, ra: u32, rb: u32, _p0: u32,
+  // b0: first batch element of this dispatch (the scores buffer holds batch elements b0..b0+batch).
+  scale: f32, ra: u32, rb: u32, b0: u32,
   // Element strides of the additive mask for (batch, head, query, key); 0 along broadcast dims.
   ms: vec4<u32>,
 }

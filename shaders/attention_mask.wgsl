@@ -14,7 +14,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let i = row % u.tq;
   let bh = row / u.tq;
   let h = bh % u.heads;
-  let b = bh / u.heads;
+  let b = bh / u.heads + u.b0;
   let base = b * u.ms.x + h * u.ms.y + i * u.ms.z;
   // Padding keys (j >= tk) are already MASKED; read a valid mask entry for them and add nothing.
   let add = vec4<f32>(

@@ -17,7 +17,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let ta = (inv / u.tb) % u.ta;
   let bh = inv / (u.tb * u.ta);
   let h = bh % u.heads;
-  let b = bh / u.heads;
+  let b = bh / u.heads + u.b0;
   let hoff = h * u.nv;
   let i0 = ta * u.ra;
   let c0 = tc * {{TNV}}u;

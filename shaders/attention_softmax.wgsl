@@ -13,9 +13,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let row = (wid.x + wid.y * nwg.x) * {{WG}}u + lid;
   if (row >= u.total) { return; }
   let row4 = u.tk4 / 4u;
+  let lrow = row + u.b0 * u.heads * u.tq;   // statistics are indexed over the whole batch
   var lse: f32;
   if ({{USE_LSE}}) {
-    lse = LSE[row];
+    lse = LSE[lrow];
   } else {
     var m = MASKED;
     var l = 0.0;
@@ -27,7 +28,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       m = mn;
     }
     lse = select(0.0, m + log(l), l > 0.0);
-    LSE[row] = lse;
+    LSE[lrow] = lse;
   }
   for (var g = 0u; g < row4; g++) {
     S[row * row4 + g] = probs(S[row * row4 + g], lse);

@@ -19,7 +19,7 @@
 //   compiled for a maximum size; the rows actually used come in as uniforms, which also balances
 //   the tiles to the sequence length (50 rows -> 7 tiles of 8, not 4 of 16 with 14 idle).
 // The scores of one call are materialised ([B*heads, Tq, ceil4(Tk)]) between the kernels.
-import { GpuError, shaderSource, type Gpu, type Kernel } from '../gpu/index.js';
+import { GpuError, shaderSource, type Binding, type Gpu, type Kernel } from '../gpu/index.js';
 import { Uniforms } from '../gpu/uniforms.js';
 
 /** Tile sizes of the attention kernels (tests force each variant through setAttentionTiles). */
@@ -47,15 +47,16 @@ export function setAttentionTiles(t: Partial<AttentionTiles> | null): void {
 }
 
 /**
- * Tiles for this device and head dim. CPU adapters get 8-16 row register tiles (bench/attention-ab.ts:
- * 16x16 scores tiles ran ~25% faster than 8x8 but compile ~2.5x slower; 8x8 is the default); a
- * discrete GPU gets light invocations. Forced overrides apply as given.
+ * Tiles for this device and head dim. CPU adapters get 8-16 row register tiles, measured with
+ * bench/attention-ab.ts: 16x16 scores/dS tiles run 25-30% faster than 8x8 (they load half as much
+ * per FMA) for ~1 s more compile each; bigger P.V / dV tiles gave nothing. A discrete GPU gets
+ * light invocations. Forced overrides apply as given.
  */
 export function attentionTiles(gpu: Gpu, headDim: number): AttentionTiles {
   const vec: 1 | 4 = headDim % 4 === 0 ? 4 : 1;
   const cpu = gpu.isSoftware;
   const t: AttentionTiles = cpu
-    ? { vec, qkRows: 8, qkKeys: 8, nnRows: 8, nnCols: 4, tnKeys: 16, tnCols: 4, wg: 16 }
+    ? { vec, qkRows: 16, qkKeys: 16, nnRows: 8, nnCols: 4, tnKeys: 16, tnCols: 4, wg: 16 }
     : { vec, qkRows: 4, qkKeys: 4, nnRows: 4, nnCols: 1, tnKeys: 4, tnCols: 1, wg: 64 };
   Object.assign(t, forced ?? {});
   if (t.vec !== 1 && t.vec !== 4) throw new GpuError(`attention: tile vec = ${t.vec} must be 1 or 4`);
@@ -147,7 +148,7 @@ function qkSource(t: AttentionTiles, kind: 'scores' | 'ds' | 'ds2'): string {
     `    let i = i0 + r;`,
     `    if (i >= u.tq) { break; }`,
     `    let srow = (bh * u.tq + i) * (u.tk4 / 4u) + j0 / 4u;`,
-    kind !== 'scores' ? `    let delta = DELTA[bh * u.tq + i];` : '',
+    kind !== 'scores' ? `    let delta = DELTA[(bh + u.b0 * u.heads) * u.tq + i];` : '',
     lines(G, (g) => `    let row${g} = ${pick(TM, 'r', (r) => group(r, g))};`),
     `    for (var g = 0u; g < u.rb / 4u; g++) {`,
     `      if (j0 + 4u * g < u.tk4) {`,
@@ -249,7 +250,7 @@ interface Grid {
   total: number;
 }
 
-function params(d: AttnDims, t: AttentionTiles, g: Grid, scale: number): Uint32Array {
+function params(d: AttnDims, t: AttentionTiles, g: Grid, scale: number, b0: number): Uint32Array {
   const ms = d.maskStrides ?? [0, 0, 0, 0];
   return new Uniforms()
     .u32(d.batch, d.tq, d.tk, d.dModel / t.vec)
@@ -257,7 +258,7 @@ function params(d: AttnDims, t: AttentionTiles, g: Grid, scale: number): Uint32A
     .u32(g.ta, g.tb, d.causal ? 1 : 0)
     .i32v(d.tk - d.tq)
     .f32v(scale)
-    .u32(g.ra, g.rb, 0)
+    .u32(g.ra, g.rb, b0)
     .vec4u(ms, 1)
     .done();
 }
@@ -276,14 +277,25 @@ function describe(d: AttnDims): string {
   return `B${d.batch} Tq${d.tq} Tk${d.tk} D${d.dModel} h${d.heads}${d.causal ? ' causal' : ''}${d.maskStrides ? ' masked' : ''}`;
 }
 
-type Buf = GPUBuffer;
+/** A buffer, or a tensor's storage bound at its own size (pooled buffers can be larger than the tensor). */
+type Buf = Binding | GPUBuffer;
 
+/**
+ * Encodes the kernels of one call. `d.batch` elements starting at `b0` are processed: the scores
+ * buffers passed in hold those only (see `chunk`), all other tensors span the whole batch.
+ */
 export class AttentionKernels {
   constructor(
     private readonly gpu: Gpu,
     private readonly t: AttentionTiles,
     private readonly d: AttnDims,
+    private readonly b0 = 0,
   ) {}
+
+  /** The same call restricted to batch elements [b0, b0 + batch). */
+  chunk(b0: number, batch: number): AttentionKernels {
+    return new AttentionKernels(this.gpu, this.t, { ...this.d, batch }, b0);
+  }
 
   private kernel(name: string, build: () => string, bindings: number): Kernel {
     const t = this.t;
@@ -301,9 +313,9 @@ export class AttentionKernels {
     this.gpu.dispatch({
       kernel,
       buffers,
-      uniforms: params(this.d, this.t, { ...g, total }, scale),
+      uniforms: params(this.d, this.t, { ...g, total }, scale, this.b0),
       workgroups: this.gpu.grid(Math.ceil(total / this.t.wg)),
-      label: `attention ${what} ${describe(this.d)}`,
+      label: `attention ${what} ${describe(this.d)}${this.b0 ? ` from batch ${this.b0}` : ''}`,
     });
   }
 

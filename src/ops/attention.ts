@@ -12,7 +12,8 @@
 // P.V; backward = dV = P^T dO, delta = rowsum(dO*O), dS = P*(dO V^T - delta), dQ = scale dS K,
 // dK = scale dS^T Q, each run only when a needed gradient uses it.
 //
-// Memory/compute trade-off: P [B*heads, Tq, ceil4(Tk)] is either kept from the forward for
+// Memory/compute trade-off: P [B*heads, Tq, ceil4(Tk)] (in batch chunks when it exceeds one
+// storage binding) is either kept from the forward for
 // backward or recomputed there (scores + softmax from q, k, the mask and the saved log-sum-exp,
 // B*heads*Tq floats, which makes the recomputed P bit-identical). Keeping it saves those two
 // kernels (about a quarter of the backward's work) and costs its memory per layer until backward:
@@ -28,6 +29,7 @@
 import { GpuError } from '../gpu/index.js';
 import { record, isGradEnabled } from '../autograd/tape.js';
 import { empty, shapeStr, type Shape, type Tensor } from '../tensor/tensor.js';
+import type { Binding } from '../gpu/index.js';
 import { AttentionKernels, attentionTiles, paddedKeys, type AttnDims } from './attention-kernels.js';
 
 export { setAttentionTiles, attentionTiles, type AttentionTiles } from './attention-kernels.js';
@@ -113,78 +115,95 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const gpu = q.gpu;
   const kern = new AttentionKernels(gpu, attentionTiles(gpu, d.headDim), d);
   const mask = opts.mask ?? null;
-  const probsShape: Shape = [d.batch * d.heads, d.tq, paddedKeys(d.tk)];
-  const probsBytes = checkScoresFit(gpu.limits.maxStorageBufferBindingSize, probsShape, q, k);
+  const chunks = batchChunks(d, gpu.limits.maxStorageBufferBindingSize, q, k).map((c) => ({ ...c, kern: kern.chunk(c.b0, c.batch) }));
   const o = empty([d.batch, d.tq, d.dModel], 'f32', gpu, OP);
   const lse = empty([d.batch, d.heads, d.tq], 'f32', gpu, `${OP} lse`);
-  const p = empty(probsShape, 'f32', gpu, `${OP} probabilities`);
-  kern.scores(q.buffer, k.buffer, p.buffer, mask?.buffer ?? null);
-  kern.softmax(p.buffer, lse.buffer, false);
-  kern.nn(p.buffer, v.buffer, o.buffer, 1, 'P.V');
+  const probs = chunks.map((c) => {
+    const p = empty(c.shape, 'f32', gpu, `${OP} probabilities`);
+    c.kern.scores(bind(q), bind(k), bind(p), mask ? bind(mask) : null);
+    c.kern.softmax(bind(p), bind(lse), false);
+    c.kern.nn(bind(p), bind(v), bind(o), 1, 'P.V');
+    return p;
+  });
   const wantsGrad = isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad);
   if (!wantsGrad) {
-    p.dispose();
+    for (const p of probs) p.dispose();
     lse.dispose();
     return o;
   }
+  const probsBytes = probs.reduce((n, p) => n + p.bytes, 0);
   const keep = opts.keepProbs ?? probsBytes <= KEEP_PROBS_BYTES;
   return record(o, OP, [q, k, v], (needs, ctx) => {
     const [needQ, needK, needV] = needs as [boolean, boolean, boolean];
     const needDS = needQ || needK;
     // Saved: P (kept) or what recomputes it (q, k, mask, lse); v and O for dS; q for dK, k for dQ.
-    const sp = keep ? ctx.save(p) : null;
+    const sp = keep ? probs.map((p) => ctx.save(p)) : null;
     const sq = !keep || needK ? ctx.save(q) : null;
     const sk = !keep || needQ ? ctx.save(k) : null;
     const sm = !keep && mask ? ctx.save(mask) : null;
     const sl = keep ? null : ctx.save(lse);
     const sv = needDS ? ctx.save(v) : null;
     const so = needDS ? ctx.save(o) : null;
-    p.dispose();
+    for (const p of probs) p.dispose();
     lse.dispose();
     return (g) => {
-      let probs: Tensor;
-      if (sp) {
-        probs = sp.share();
-      } else {
-        // P again from recomputed scores and the forward's lse: bit-identical to the forward's P.
-        probs = empty(probsShape, 'f32', gpu, `${OP} backward probabilities`);
-        kern.scores(sq!.buffer, sk!.buffer, probs.buffer, sm?.buffer ?? null);
-        kern.softmax(probs.buffer, sl!.buffer, true);
-      }
       const dv = needV ? empty(v.shape, 'f32', gpu, `${OP} dV`) : null;
-      if (dv) kern.tn(probs.buffer, g.buffer, dv.buffer, 1, 'dV');
-      let dq: Tensor | null = null;
-      let dk: Tensor | null = null;
+      const dq = needQ ? empty(q.shape, 'f32', gpu, `${OP} dQ`) : null;
+      const dk = needK ? empty(k.shape, 'f32', gpu, `${OP} dK`) : null;
+      let delta: Tensor | null = null;
       if (needDS) {
-        const delta = empty([d.batch, d.heads, d.tq], 'f32', gpu, `${OP} delta`);
-        kern.delta(so!.buffer, g.buffer, delta.buffer);
-        // A kept P must survive (retainGraph may run backward again): dS goes to its own buffer.
-        const ds = sp ? empty(probsShape, 'f32', gpu, `${OP} dS`) : probs.share();
-        kern.dScores(g.buffer, sv!.buffer, delta.buffer, probs.buffer, sp ? ds.buffer : null);
-        delta.dispose();
-        if (needQ) {
-          dq = empty(q.shape, 'f32', gpu, `${OP} dQ`);
-          kern.nn(ds.buffer, sk!.buffer, dq.buffer, d.scale, 'dQ');
-        }
-        if (needK) {
-          dk = empty(k.shape, 'f32', gpu, `${OP} dK`);
-          kern.tn(ds.buffer, sq!.buffer, dk.buffer, d.scale, 'dK');
-        }
-        ds.dispose();
+        delta = empty([d.batch, d.heads, d.tq], 'f32', gpu, `${OP} delta`);
+        kern.delta(bind(so!), bind(g), bind(delta));
       }
-      probs.dispose();
+      chunks.forEach((c, ci) => {
+        let p: Tensor;
+        if (sp) {
+          p = sp[ci]!.share();
+        } else {
+          // P again from recomputed scores and the forward's lse: bit-identical to the forward's P.
+          p = empty(c.shape, 'f32', gpu, `${OP} backward probabilities`);
+          c.kern.scores(bind(sq!), bind(sk!), bind(p), sm ? bind(sm) : null);
+          c.kern.softmax(bind(p), bind(sl!), true);
+        }
+        if (dv) c.kern.tn(bind(p), bind(g), bind(dv), 1, 'dV');
+        if (needDS) {
+          // A kept P must survive (retainGraph may run backward again): dS goes to its own buffer.
+          const ds = sp ? empty(c.shape, 'f32', gpu, `${OP} dS`) : p.share();
+          c.kern.dScores(bind(g), bind(sv!), bind(delta!), bind(p), sp ? bind(ds) : null);
+          if (dq) c.kern.nn(bind(ds), bind(sk!), bind(dq), d.scale, 'dQ');
+          if (dk) c.kern.tn(bind(ds), bind(sq!), bind(dk), d.scale, 'dK');
+          ds.dispose();
+        }
+        p.dispose();
+      });
+      delta?.dispose();
       return [dq, dk, dv];
     };
   });
 }
 
-/** The per-call scores buffer must be bindable whole (q, k, v are checked in checkInputs). Returns its bytes. */
-function checkScoresFit(limit: number, shape: Shape, q: Tensor, k: Tensor): number {
-  const bytes = shape.reduce((a, b) => a * b, 4);
-  if (bytes > limit) {
+/** Binds a tensor's storage at the tensor's size (its pooled buffer may be a larger bucket). */
+function bind(t: Tensor): Binding {
+  return { buffer: t.buffer, size: t.storage.bytes };
+}
+
+/**
+ * The batch elements whose scores [chunk*heads, Tq, ceil4(Tk)] fit one storage binding, as
+ * consecutive chunks (one chunk unless the device's binding limit is reached, e.g. ViT-L/14 at
+ * batch 32 needs 137 MB of scores against 128 MiB).
+ */
+function batchChunks(d: AttnDims, limit: number, q: Tensor, k: Tensor): { b0: number; batch: number; shape: Shape }[] {
+  const perElement = d.heads * d.tq * paddedKeys(d.tk) * 4;
+  if (perElement > limit) {
     throw new GpuError(
-      `${OP}: q ${q.describe()} and k ${k.describe()} need a ${shapeStr(shape)} scores buffer of ${bytes} bytes, over this device's maxStorageBufferBindingSize ${limit} (split the batch)`,
+      `${OP}: q ${q.describe()} and k ${k.describe()} need ${perElement} bytes of scores [heads,Tq,ceil4(Tk)] = ${shapeStr([d.heads, d.tq, paddedKeys(d.tk)])} per batch element, over this device's maxStorageBufferBindingSize ${limit}`,
     );
   }
-  return bytes;
+  const per = Math.min(d.batch, Math.floor(limit / perElement));
+  const out: { b0: number; batch: number; shape: Shape }[] = [];
+  for (let b0 = 0; b0 < d.batch; b0 += per) {
+    const batch = Math.min(per, d.batch - b0);
+    out.push({ b0, batch, shape: [batch * d.heads, d.tq, paddedKeys(d.tk)] });
+  }
+  return out;
 }
