@@ -199,7 +199,15 @@ export async function protocolEval(method: AdaptMethod, env: MethodEnv, ds: Awai
   return out;
 }
 
-export async function trainCommand(argv: string[], io: { signal?: AbortSignal; progress?: { write(s: string): unknown; isTTY?: boolean } | null } = {}): Promise<number> {
+export interface TrainIo {
+  /** Aborting it stops the run like Ctrl-C (checkpoint, exit status 130). */
+  signal?: AbortSignal;
+  progress?: { write(s: string): unknown; isTTY?: boolean } | null;
+  /** Called after every training step (tests). */
+  onStep?: (globalStep: number) => void;
+}
+
+export async function trainCommand(argv: string[], io: TrainIo = {}): Promise<number> {
   const err = (m: string) => process.stderr.write(`cliptune train: ${m}\n`);
   let values: Record<string, string | boolean | undefined>;
   try {
@@ -228,7 +236,7 @@ export async function trainCommand(argv: string[], io: { signal?: AbortSignal; p
   }
 }
 
-async function runTrain(values: Record<string, string | boolean | undefined>, io: { signal?: AbortSignal; progress?: { write(s: string): unknown; isTTY?: boolean } | null }): Promise<number> {
+async function runTrain(values: Record<string, string | boolean | undefined>, io: TrainIo): Promise<number> {
   const say = (m: string) => {
     if (!values.quiet) process.stderr.write(`${m}\n`);
   };
@@ -368,6 +376,7 @@ async function runTrain(values: Record<string, string | boolean | undefined>, io
       log,
       progress: values.quiet ? null : io.progress === undefined ? process.stderr : io.progress,
       resume,
+      ...(io.onStep ? { onStep: io.onStep } : {}),
     });
   } finally {
     process.off('SIGINT', onSigint);

@@ -5,7 +5,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { DatasetError, type ClassificationDataset, type Datum } from '../data/datasets.js';
 import { DASSL_LAYOUTS, loadFewshotSubset, readDasslDataset, readImageFolderDataset, readSplitDataset } from '../data/datasets-node.js';
-import { subsampleClasses, subsampleClassnames, type Subsample } from '../data/fewshot.js';
+import { FewshotError, groupIndicesByLabel, subsampleClasses, subsampleClassnames, type Subsample } from '../data/fewshot.js';
 import { readFileSync } from 'node:fs';
 
 export const LAYOUTS_HELP = `accepted --data layouts:
@@ -92,7 +92,15 @@ export interface TrainSubset {
  * naming the class (Dassl would silently take fewer).
  */
 export async function trainSubset(ds: ClassificationDataset & { datasetDir: string }, o: { shots: number; seed: number; baseToNovel: boolean; indexFile?: string }): Promise<TrainSubset> {
-  const fs = await loadFewshotSubset(ds, { seed: o.seed, numShots: o.shots, strict: true, datasetDir: ds.datasetDir, ...(o.indexFile ? { indexFile: o.indexFile } : {}) });
+  // Too few train images is an error; a small val split is used whole (Dassl's behaviour).
+  if (o.shots > 0 && !o.indexFile) {
+    const short = [...groupIndicesByLabel(ds.train)].filter(([, idx]) => idx.length < o.shots).sort((a, b) => a[0] - b[0]);
+    if (short.length) {
+      const list = short.slice(0, 5).map(([y, idx]) => `"${ds.classnames[y]}" has ${idx.length}`).join(', ');
+      throw new FewshotError(`--shots ${o.shots}: ${short.length} class(es) of the train split have fewer images: ${list}${short.length > 5 ? ', ...' : ''}`);
+    }
+  }
+  const fs = await loadFewshotSubset(ds, { seed: o.seed, numShots: o.shots, datasetDir: ds.datasetDir, ...(o.indexFile ? { indexFile: o.indexFile } : {}) });
   let train = fs.train;
   let val = fs.val;
   let classnames = ds.classnames;
