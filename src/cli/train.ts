@@ -277,6 +277,8 @@ async function runTrain(values: Record<string, string | boolean | undefined>, io
     spec = found;
     const foreign = foreignFlags(spec, values);
     if (foreign.length) throw new UsageError(`${foreign.map((f) => `--${f}`).join(', ')} ${foreign.length > 1 ? 'are not options' : 'is not an option'} of ${m} (its options: ${spec.options.map((o) => `--${o.flag}`).join(', ') || 'none'})`);
+    // Option values are checked before anything is read (their defaults may depend on the data).
+    for (const o of spec.options) if (values[o.flag] !== undefined) parseOptionValue(o, values[o.flag]!);
     if (!values.weights) throw new UsageError('--weights PATH is required');
     if (!values.data) throw new UsageError('--data DIR is required');
     const shots = int(values.shots as string | undefined, 'shots', 0, 16);
