@@ -75,10 +75,13 @@ async function trainTwice(name: string, args: string[], stopAt: number) {
 }
 
 test('CoOp trains (loss falls) and a resumed run reaches bit-identical context vectors', async () => {
-  const args = ['--weights', WEIGHTS, '--data', DATA, '--method', 'coop', '--shots', '4', '--seed', '1', '--epochs', '6', '--batch-size', '8', '--lr', '0.5', '--warmup-epochs', '0', '--n-ctx', '4', '--log-every', '3'];
+  const args = ['--weights', WEIGHTS, '--data', DATA, '--method', 'coop', '--shots', '4', '--seed', '1', '--epochs', '6', '--batch-size', '8', '--lr', '0.5', '--warmup-epochs', '0', '--n-ctx', '4', '--log-every', '3', '--eval-epochs', '2'];
   const { a, b, secs, out } = await trainTwice('coop', args, 5);
   const s = steps(a);
   assert.is(s.length, 12, '16 images / batch 8 = 2 steps x 6 epochs');
+  const evals = readFileSync(join(a, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.type === 'eval');
+  assert.equal(evals.map((e) => e.epoch), [2, 4], 'periodic evaluation on the few-shot val split every 2 epochs');
+  for (const e of evals) assert.ok(e.val_accuracy >= 0 && e.val_accuracy <= 100);
   const first = mean(s.slice(0, 4).map((x) => x.loss));
   const last = mean(s.slice(-4).map((x) => x.loss));
   assert.ok(last < first - 0.05, `loss ${first.toFixed(4)} -> ${last.toFixed(4)}`);
