@@ -85,18 +85,22 @@ export interface StepOutput {
   afterBackward?: () => void;
 }
 
-/** An evaluation head: image embeddings and normalised class weights. */
+/**
+ * An evaluation head. Cosine heads give normalised class weights `text`, the logit `scale`, and image
+ * embeddings (from cached pre-projection features, or from pixels for methods that change the image
+ * tower); linear heads give `logitsPooled` instead.
+ */
 export interface Classifier {
   /** Normalised class weights [C, E]. */
-  text: Tensor;
+  text?: Tensor;
   /** Logit scale (exp(logit_scale): 100 for released CLIP weights). */
-  scale: number;
-  /**
-   * Image embeddings [B, E] (not normalised) from cached pre-projection features [B, W]; methods
-   * that change the image tower (visual prompts) leave this out and give embedPixels instead.
-   */
+  scale?: number;
+  /** Image embeddings [B, E] (not normalised) from cached pre-projection features [B, W]. */
   embedPooled?: (pooled: Tensor) => Tensor;
+  /** Image embeddings [B, E] from pixels [B, 3, R, R] (visual prompts). */
   embedPixels?: (pixels: Tensor) => Tensor;
+  /** Class logits [B, C] straight from pre-projection features (linear heads). */
+  logitsPooled?: (pooled: Tensor) => Tensor;
   dispose(): void;
 }
 

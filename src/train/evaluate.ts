@@ -24,19 +24,23 @@ export interface EvalResult {
 async function predict(clf: Classifier, env: MethodEnv, items: readonly ImageItem[], rowsPerCall: number): Promise<Int32Array> {
   const { gpu, model } = env;
   const out = new Int32Array(items.length);
-  const head = (emb: import('../tensor/tensor.js').Tensor) => argmax(scaleBy(matmul(l2normalize(emb), clf.text, { transB: true }), clf.scale), -1);
-  if (clf.embedPooled) {
+  const head = (emb: import('../tensor/tensor.js').Tensor) => {
+    if (!clf.text) throw new GpuError('evaluate: a cosine head needs class weights (text)');
+    return argmax(scaleBy(matmul(l2normalize(emb), clf.text, { transB: true }), clf.scale ?? 100), -1);
+  };
+  const fromPooled = clf.logitsPooled ? (p: import('../tensor/tensor.js').Tensor) => argmax(clf.logitsPooled!(p), -1) : clf.embedPooled ? (p: import('../tensor/tensor.js').Tensor) => head(clf.embedPooled!(p)) : null;
+  if (fromPooled) {
     const w = model.config.image.width;
     const pooled = await env.features.pooled(items, { mode: 'test' });
     for (let s = 0; s < items.length; s += rowsPerCall) {
       const e = Math.min(items.length, s + rowsPerCall);
-      const t = noGrad(() => tidy(() => head(clf.embedPooled!(tensor(pooled.subarray(s * w, e * w), [e - s, w], 'f32', gpu)))));
+      const t = noGrad(() => tidy(() => fromPooled(tensor(pooled.subarray(s * w, e * w), [e - s, w], 'f32', gpu))));
       out.set((await t.read()) as Int32Array, s);
       t.dispose();
     }
     return out;
   }
-  if (!clf.embedPixels) throw new GpuError('evaluate: the classifier has neither embedPooled nor embedPixels');
+  if (!clf.embedPixels) throw new GpuError('evaluate: the classifier has neither logitsPooled, embedPooled nor embedPixels');
   const res = model.config.image.resolution;
   const loader = new ImageLoader(items, { batchSize: 64, mode: 'test', size: res });
   for await (const b of loader) {

@@ -204,7 +204,8 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
   const plan = method.plan();
   const params = [...method.params.values()];
   const gpu = params[0]?.gpu ?? null;
-  const opt = params.length ? method.createOptimizer() : null;
+  // Methods solved in prepare() (linear probe) have parameters but no steps: no optimiser.
+  const opt = params.length && plan.epochs * plan.stepsPerEpoch > 0 ? method.createOptimizer() : null;
   const log = o.log ?? new JsonlLog(null);
   let epoch = 0;
   let stepInEpoch = 0;

@@ -6,6 +6,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { trainCommand, type TrainIo } from '../../src/cli/train.js';
 import { evalCommand } from '../../src/cli/eval.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
@@ -131,6 +133,46 @@ test('zero-shot and base-to-novel runs report base, novel and HM', async () => {
   const ev = await quiet(() => evalCommand(['--run', p, '--cache', CACHE, '--classes', 'novel']));
   assert.is(ev.value, 0, ev.err);
   assert.match(ev.out, /test novel: accuracy/);
+});
+
+test('linear probe: C searched on the val split, L-BFGS on the GPU, report and eval', async () => {
+  const lp = join(root, 'lp');
+  const t0 = performance.now();
+  const r = await quiet(() => trainCommand(['--weights', WEIGHTS, '--data', DATA, '--method', 'linear-probe', '--shots', '4', '--search-steps', '1', '--max-iter', '60', '--out', lp, '--cache', CACHE], { progress: null }));
+  const secs = (performance.now() - t0) / 1000;
+  assert.is(r.value, 0, r.err);
+  assert.match(r.err, /linear probe: C = [\d.e+-]+, \d+ L-BFGS iterations/);
+  assert.is((r.err.match(/val accuracy/g) ?? []).length >= 7, true, 'the 7-value grid was evaluated');
+  const rep = JSON.parse(readFileSync(join(lp, 'report.json'), 'utf8'));
+  const ev = await quiet(() => evalCommand(['--run', lp, '--cache', CACHE, '--json']));
+  assert.is(ev.value, 0, ev.err);
+  assert.is(JSON.parse(ev.out.trim().split('\n').pop()!).results[0].accuracy, rep.results[0].accuracy);
+  console.log(`    linear probe: search (7 + 2 fits, <= 60 iterations each) + final fit + eval in ${secs.toFixed(1)} s, test accuracy ${rep.results[0].accuracy.toFixed(1)}%`);
+});
+
+test('Ctrl-C (SIGINT) on the command line saves a checkpoint and exits with status 130', async () => {
+  const run = join(root, 'sigint');
+  const main = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+  const child = spawn(process.execPath, [main, 'train', '--weights', WEIGHTS, '--data', DATA, '--method', 'prolip', '--shots', '4', '--steps', '100000', '--views', '2', '--lr', '0.001', '--log-every', '1', '--out', run, '--cache', CACHE, '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, EGL_PLATFORM: process.env.EGL_PLATFORM ?? 'surfaceless' } });
+  let err = '';
+  child.stderr.on('data', (b) => (err += String(b)));
+  const code = await new Promise<number | null>((resolve) => {
+    const poll = setInterval(() => {
+      const log = join(run, 'log.jsonl');
+      if (existsSync(log) && steps(run).length >= 3) {
+        clearInterval(poll);
+        child.kill('SIGINT');
+      }
+    }, 50);
+    child.on('exit', (c) => {
+      clearInterval(poll);
+      resolve(c);
+    });
+  });
+  assert.is(code, 130, err);
+  assert.match(err, /interrupt: saving a checkpoint after this step/);
+  const ck = await loadCheckpoint(join(run, 'checkpoint.safetensors'));
+  assert.ok(ck.state.step >= 3 && ck.state.extra.done === false, `checkpoint at step ${ck.state.step}`);
 });
 
 test.run();
