@@ -144,7 +144,7 @@ export function buildEnv(a: { gpu: Gpu; model: ClipModel; tokenizer: ClipTokeniz
 }
 
 function fmtOption(v: OptionValue): string {
-  return typeof v === 'string' ? JSON.stringify(v) : String(v);
+  return v === null ? 'auto' : typeof v === 'string' ? JSON.stringify(v) : String(v);
 }
 
 export interface ReportEntry extends EvalResult {
