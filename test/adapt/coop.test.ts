@@ -149,4 +149,34 @@ test('Dassl batches: drop_last only with a full batch; an epoch is fixed by (see
   assert.equal(Array.from(resumed[0]!.pixels), Array.from(full[1]!.pixels), 'skipped batches leave the generator where an uninterrupted epoch has it');
 });
 
+test('CoOp step: the chunked text encoder (2 chunks) gives the loss and d loss / d ctx of the unchunked one', async () => {
+  const gpu = await getGpu();
+  const tok = await loadClipTokenizer();
+  const model = ClipModel.fromTensors(gpu, TINY_CONFIG, weights);
+  const classnames = ['red circle', 'green square', 'blue triangle', 'yellow star', 'purple cross'];
+  const env = { gpu, model, tokenizer: tok, datasetName: 'World', classnames, train: [], val: null, shots: 1, seed: 3, features: null as never, purpose: 'train' as const, log: () => {} };
+  const res = TINY_CONFIG.image.resolution;
+  const batch = { pixels: Float32Array.from(randArray(3 * 3 * res * res, 21)), labels: Int32Array.of(0, 4, 2), count: 3 };
+  const run = async (chunk: number) => {
+    const opts = { ...COOP.defaults({ shots: 1, datasetName: 'World', baseToNovel: false }), nCtx: 3, textChunk: chunk };
+    const m = COOP.create(opts, { shots: 1, datasetName: 'World', baseToNovel: false });
+    await m.prepare(env);
+    const out = tidy(() => m.step(batch, { epoch: 0, stepInEpoch: 0, globalStep: 0, rng: epochRng(0, 0) }));
+    const loss = await out.loss.item();
+    out.loss.backward();
+    out.afterBackward?.();
+    const g = (await m.params.get('ctx')!.grad!.read()) as Float32Array;
+    out.loss.dispose();
+    m.dispose();
+    return { loss, g, chunked: !!out.afterBackward };
+  };
+  const whole = await run(128);
+  const chunked = await run(2);
+  assert.is(whole.chunked, false);
+  assert.is(chunked.chunked, true);
+  assert.ok(Math.abs(whole.loss - chunked.loss) <= 1e-6 * Math.abs(whole.loss), `loss ${whole.loss} vs ${chunked.loss}`);
+  assert.ok(relErr(chunked.g, whole.g) < 1e-5, `d/dctx ${relErr(chunked.g, whole.g)}`);
+  model.dispose();
+});
+
 test.run();
