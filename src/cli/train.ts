@@ -12,7 +12,7 @@ import { ClipFeatures, FeatureCache, defaultCacheDir } from '../train/features.j
 import { JsonlLog, trainLoop } from '../train/loop.js';
 import { evaluate, type EvalResult } from '../train/evaluate.js';
 import { evalSubset, openDataset, trainSubset, type TrainSubset } from '../train/data.js';
-import { RUN_CONFIG_FORMAT, RUN_FILES, checkFreshRunDir, readRunConfig, writeFileAtomic, writeRunConfig, type RunConfig } from '../train/run.js';
+import { RUN_CONFIG_FORMAT, RUN_FILES, checkFreshRunDir, listDigest, readRunConfig, writeFileAtomic, writeRunConfig, type RunConfig } from '../train/run.js';
 import { METHODS, methodNames } from '../adapt/registry.js';
 import { MethodOptionError, parseOptionValue, type AdaptMethod, type MethodEnv, type MethodSpec, type OptionValue } from '../adapt/method.js';
 import { harmonicMean } from '../data/metrics.js';
@@ -72,7 +72,7 @@ default is the method's official configuration; the resolved values are printed 
   --eval-epochs N      evaluate on the few-shot val split every N epochs (default 0: only at the end)
   --log-every N        read the loss back every N steps (default 10)
   --checkpoint-seconds S   checkpoint at the end of an epoch when S seconds passed (default 120)
-  --fewshot-index FILE pin the few-shot subset (JSON indices, see cliptune docs)
+  --fewshot-index FILE pin the few-shot subset (JSON: train indices, or {"train": [...], "val": [...]})
   --cache DIR          feature cache (default $CLIPTUNE_CACHE or ~/.cache/cliptune/features); --no-cache
   --act A              quick_gelu or gelu when the checkpoint does not say
   --resume             continue RUN_DIR's run (Ctrl-C saves and exits; resuming gives the same weights)
@@ -267,8 +267,11 @@ async function runTrain(values: Record<string, string | boolean | undefined>, io
     if (values.weights) cfg.weights = resolve(values.weights as string);
     if (values.data) cfg.data = resolve(values.data as string);
     ds = await openDataset(cfg.data, cfg.split ?? undefined);
-    subset = await trainSubset(ds, { shots: cfg.shots, seed: cfg.seed, baseToNovel: cfg.baseToNovel });
+    subset = cfg.method === 'zeroshot'
+      ? { classnames: cfg.classnames, train: [], val: null, origin: 'none' }
+      : await trainSubset(ds, { shots: cfg.shots, seed: cfg.seed, baseToNovel: cfg.baseToNovel, ...(cfg.fewshotIndex ? { indexFile: cfg.fewshotIndex } : {}) });
     if (subset.classnames.join('\n') !== cfg.classnames.join('\n')) throw new UsageError(`class-count mismatch: ${outDir} was trained on ${cfg.classnames.length} classes, ${cfg.data} gives ${subset.classnames.length} (or other names)`);
+    if (listDigest(subset.train) !== cfg.trainDigest) throw new UsageError(`${cfg.data} no longer gives the few-shot images ${outDir} was trained on (the dataset or its split changed); resuming would not reproduce the run`);
   } else {
     if (!values.method) throw new UsageError(`--method is required (one of ${methodNames().join(', ')})`);
     const m = values.method as string;
@@ -311,7 +314,9 @@ async function runTrain(values: Record<string, string | boolean | undefined>, io
       baseToNovel,
       classnames: subset.classnames,
       trainImages: subset.train.length,
+      trainDigest: listDigest(subset.train),
       fewshotOrigin: subset.origin,
+      fewshotIndex: values['fewshot-index'] ? resolve(values['fewshot-index'] as string) : null,
       evalEpochs,
       logEvery,
       created: new Date().toISOString(),

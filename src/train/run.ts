@@ -2,6 +2,7 @@
 // (learned tensors + optimiser + position, atomic), log.jsonl, report.json / report.md.
 import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import type { OptionValue } from '../adapt/method.js';
 
 export const RUN_CONFIG_FORMAT = 'cliptune-run-config/1';
@@ -25,7 +26,11 @@ export interface RunConfig {
   /** Training classes by label. */
   classnames: string[];
   trainImages: number;
+  /** sha256 of the few-shot training list (paths and labels): a resumed run must see the same images. */
+  trainDigest: string;
   fewshotOrigin: string;
+  /** --fewshot-index file, if the subset was pinned. */
+  fewshotIndex: string | null;
   evalEpochs: number;
   logEvery: number;
   created: string;
@@ -76,4 +81,11 @@ export function writeFileAtomic(path: string, text: string): void {
 
 export function writeRunConfig(dir: string, c: RunConfig): void {
   writeFileAtomic(join(dir, RUN_FILES.config), JSON.stringify(c, null, 2) + '\n');
+}
+
+/** sha256 over "path\tlabel" lines of an image list. */
+export function listDigest(items: readonly { impath: string; label: number }[]): string {
+  const h = createHash('sha256');
+  for (const it of items) h.update(`${it.impath}\t${it.label}\n`);
+  return h.digest('hex');
 }
