@@ -15,6 +15,14 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<(argv: str
     summary: 'zero-shot classification of images with class-name prompts',
     load: async () => (await import('./zeroshot.js')).zeroshotCommand,
   },
+  train: {
+    summary: 'train an adaptation method (zeroshot, coop, prolip) on a dataset folder and report its accuracy',
+    load: async () => (await import('./train.js')).trainCommand,
+  },
+  eval: {
+    summary: 'evaluate a trained run on a dataset folder (base / novel / all classes)',
+    load: async () => (await import('./eval.js')).evalCommand,
+  },
   tokenize: {
     summary: "print CLIP token ids of texts as JSON arrays",
     load: async () => (await import('./tokenize.js')).tokenizeCommand,
