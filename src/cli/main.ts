@@ -31,6 +31,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<(argv: str
     summary: "write a dataset of the synthetic shapes world (class folders + CoOp split JSON)",
     load: async () => (await import('./world.js')).worldCommand,
   },
+  pretrain: {
+    summary: 'pretrain the small world CLIP from scratch (contrastive, on the synthetic world)',
+    load: async () => (await import('./pretrain.js')).pretrainCommand,
+  },
   download: {
     summary: 'fetch a Hugging Face CLIP model folder (needs network access)',
     load: async () => (await import('./download.js')).downloadCommand,
