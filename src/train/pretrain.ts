@@ -325,6 +325,9 @@ export async function pretrain(gpu: Gpu, baseTokenizer: ClipTokenizer, options: 
     const count = step - windowStart;
     if (count === 0) return;
     const read = gpu.read(history.buffer, 0, count * 12, 'pretrain loss history');
+    // Awaited at the next boundary; if the run stops first (divergence), a failed read must not
+    // surface as an unhandled rejection.
+    read.catch(() => {});
     const prev = pending;
     pending = { read, first: windowStart, count };
     windowStart = step;
