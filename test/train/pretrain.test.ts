@@ -21,7 +21,7 @@ import { CompactVocab, OutOfVocabularyError, compactVocabOf } from '../../src/cl
 import { toNormalizedChw } from '../../src/clip/transforms.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import {
-  EXPORT_FILE, PRETRAIN_DEFAULTS, PretrainDivergedError, exportWorldClip, learningRate, loadWorldClip, pretrain, decays,
+  EXPORT_FILE, PRETRAIN_DEFAULTS, PretrainDivergedError, exportWorldClip, learningRate, lengthGroups, loadWorldClip, pretrain, decays,
   worldClipConfig, type PretrainOptions,
 } from '../../src/train/pretrain.js';
 import { parsePretrainArgs } from '../../src/cli/pretrain.js';
@@ -198,6 +198,30 @@ test('compact vocabulary: order-preserving rows, tokenizer in rows, out-of-vocab
   assert.equal(vocab.compactEmbedding(vocab.expandEmbedding(table, 2), 2), table);
   assert.throws(() => new CompactVocab([3, 3]), /appears twice/);
   assert.throws(() => vocab.mapIds([ids[1]!, 49000]), /token id 49000 \(position 1\)/);
+});
+
+test('length groups: optimal contiguous split of sorted caption lengths', () => {
+  assert.equal(lengthGroups([2, 2, 3, 10, 10], 2), [[0, 3], [3, 5]]);
+  assert.equal(lengthGroups([2, 2, 3, 10, 10], 4), [[0, 2], [2, 3], [3, 5]]);
+  assert.equal(lengthGroups([7, 7, 7, 7], 4), [[0, 4]], 'no group that saves nothing');
+  assert.equal(lengthGroups([5], 3), [[0, 1]]);
+  // Brute force over all splits of a random sorted list.
+  const xs = [3, 4, 4, 6, 9, 11, 12, 12, 20, 29];
+  const padded = (gs: [number, number][]) => gs.reduce((c, [a, b]) => c + (b - a) * xs[b - 1]!, 0);
+  let bestCost = Infinity;
+  for (let mask = 0; mask < 1 << (xs.length - 1); mask++) {
+    if (new Array(xs.length - 1).fill(0).filter((_, i) => mask & (1 << i)).length > 2) continue;
+    const gs: [number, number][] = [];
+    let a = 0;
+    for (let i = 1; i < xs.length; i++) if (mask & (1 << (i - 1))) { gs.push([a, i]); a = i; }
+    gs.push([a, xs.length]);
+    bestCost = Math.min(bestCost, padded(gs));
+  }
+  const got = lengthGroups(xs, 3);
+  assert.ok(got.length <= 3);
+  assert.is(padded(got), bestCost);
+  assert.is(got[0]![0], 0);
+  assert.is(got.at(-1)![1], xs.length);
 });
 
 test('weight decay only on weight matrices', () => {
