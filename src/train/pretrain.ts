@@ -12,6 +12,7 @@ import type { Gpu } from '../gpu/index.js';
 import { tensor, zeros, keep, tidy, type Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../autograd/tape.js';
 import { mapRaw } from '../ops/elementwise.js';
+import { concat } from '../ops/shape.js';
 import { AdamW, clipGradNorm, type AdamHyper, type OptimizerState } from '../nn/optim.js';
 import { cosineLr } from '../nn/schedule.js';
 import { ClipModel } from '../clip/model.js';
@@ -325,6 +326,9 @@ export async function pretrain(gpu: Gpu, baseTokenizer: ClipTokenizer, options: 
     const count = step - windowStart;
     if (count === 0) return;
     const read = gpu.read(history.buffer, 0, count * 12, 'pretrain loss history');
+    // Awaited at the next boundary; if the run stops first (divergence), a failed read must not
+    // surface as an unhandled rejection.
+    read.catch(() => {});
     const prev = pending;
     pending = { read, first: windowStart, count };
     windowStart = step;
@@ -503,18 +507,22 @@ function trainStep(
   const B = o.batch;
   const S = model.config.image.resolution;
   const per = 3 * S * S;
-  const captions: string[] = [];
-  let b = 0;
-  for (const pair of worldPairs({ seed: o.worldSeed, size: S, start: step * B, count: B, ...(o.domains ? { domains: o.domains } : {}) })) {
-    toNormalizedChw(pair.image, pixels, b * per);
-    captions.push(pair.caption);
-    b++;
-  }
-  const rows = tokenizer.tokenize(captions, { contextLength: L });
-  const ids = new Int32Array(rows[0]!.buffer, rows[0]!.byteOffset, B * L);
+  const pairs = [...worldPairs({ seed: o.worldSeed, size: S, start: step * B, count: B, ...(o.domains ? { domains: o.domains } : {}) })];
+  const rows = tokenizer.tokenize(pairs.map((p) => p.caption), { contextLength: L });
+  const lengths = rows.map((r) => ClipModel.eotPositions({ ids: r, rows: 1, length: L })[0]! + 1);
+  // The loss is invariant to permuting images and captions together: order the batch by caption
+  // length so the text tower can run in length groups (a stable sort keeps this deterministic).
+  const order = lengths.map((_, i) => i).sort((a, b) => lengths[a]! - lengths[b]! || a - b);
+  const ids = new Int32Array(B * L);
+  order.forEach((src, dst) => {
+    toNormalizedChw(pairs[src]!.image, pixels, dst * per);
+    ids.set(rows[src]!, dst * L);
+  });
+  const groups = lengthGroups(order.map((i) => lengths[i]!), TEXT_GROUPS);
   const loss = tidy(() => {
     const img = model.encodeImage(tensor(pixels, [B, 3, S, S], 'f32', gpu)).embeds;
-    const txt = model.encodeText({ ids, rows: B, length: L }).embeds;
+    const parts = groups.map(([a, b]) => model.encodeText({ ids: ids.subarray(a * L, b * L), rows: b - a, length: L }).embeds);
+    const txt = parts.length === 1 ? parts[0]! : concat(parts, 0);
     return model.contrastiveLoss(img, txt);
   });
   loss.backward();
@@ -536,6 +544,44 @@ function trainStep(
   gpu.copy(logitScale.buffer, 0, history.buffer, slotByte + 8, 4, 'logit scale history');
   loss.dispose();
   norm.dispose();
+}
+
+/** At most this many text groups per batch (each costs one more pass of dispatches). */
+const TEXT_GROUPS = 4;
+
+/**
+ * Splits sorted sequence lengths into at most `k` contiguous groups [start, end) minimising the
+ * padded token count sum(group size x longest length) (the text tower's cost: each group runs
+ * only up to its own longest caption instead of the batch's). Exact dynamic program, O(k n^2).
+ */
+export function lengthGroups(sorted: readonly number[], k: number): [number, number][] {
+  const n = sorted.length;
+  const cost = (a: number, b: number) => (b - a) * sorted[b - 1]!;
+  // best[g][i]: cheapest split of the first i lengths into g groups.
+  const best: number[][] = [Array.from({ length: n + 1 }, (_, i) => (i === 0 ? 0 : Infinity))];
+  const cut: number[][] = [new Array<number>(n + 1).fill(0)];
+  for (let g = 1; g <= k; g++) {
+    best.push(new Array<number>(n + 1).fill(Infinity));
+    cut.push(new Array<number>(n + 1).fill(0));
+    for (let i = 1; i <= n; i++) {
+      for (let j = 0; j < i; j++) {
+        const c = best[g - 1]![j]! + cost(j, i);
+        if (c < best[g]![i]!) {
+          best[g]![i] = c;
+          cut[g]![i] = j;
+        }
+      }
+    }
+  }
+  let g = 1;
+  for (let h = 2; h <= k; h++) if (best[h]![n]! < best[g]![n]!) g = h;
+  const out: [number, number][] = [];
+  for (let i = n; i > 0; g--) {
+    const j = cut[g]![i]!;
+    out.unshift([j, i]);
+    i = j;
+  }
+  return out;
 }
 
 function truncateLog(path: string, step: number): void {

@@ -7,6 +7,8 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { getGpu, type Gpu } from '../../src/gpu/index.js';
 import { tensor, tidy } from '../../src/tensor/tensor.js';
 import { noGrad } from '../../src/autograd/tape.js';
@@ -19,7 +21,7 @@ import { CompactVocab, OutOfVocabularyError, compactVocabOf } from '../../src/cl
 import { toNormalizedChw } from '../../src/clip/transforms.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import {
-  EXPORT_FILE, PRETRAIN_DEFAULTS, PretrainDivergedError, exportWorldClip, learningRate, loadWorldClip, pretrain, decays,
+  EXPORT_FILE, PRETRAIN_DEFAULTS, PretrainDivergedError, exportWorldClip, learningRate, lengthGroups, loadWorldClip, pretrain, decays,
   worldClipConfig, type PretrainOptions,
 } from '../../src/train/pretrain.js';
 import { parsePretrainArgs } from '../../src/cli/pretrain.js';
@@ -64,7 +66,9 @@ const full = join(root, 'full');
 
 test('a tiny world CLIP trains: the loss falls, lr follows warmup + cosine, logs and evals are written', async () => {
   const { gpu, tok } = await ctx();
+  const live = gpu.stats().liveBytes;
   const r = await pretrain(gpu, tok, TINY, { out: full });
+  assert.is(gpu.stats().liveBytes, live, 'every device buffer is released');
   assert.is(r.status, 'done');
   assert.is(r.step, STEPS);
   const steps = readLog(full).filter((l) => l.loss !== undefined);
@@ -196,6 +200,30 @@ test('compact vocabulary: order-preserving rows, tokenizer in rows, out-of-vocab
   assert.throws(() => vocab.mapIds([ids[1]!, 49000]), /token id 49000 \(position 1\)/);
 });
 
+test('length groups: optimal contiguous split of sorted caption lengths', () => {
+  assert.equal(lengthGroups([2, 2, 3, 10, 10], 2), [[0, 3], [3, 5]]);
+  assert.equal(lengthGroups([2, 2, 3, 10, 10], 4), [[0, 2], [2, 3], [3, 5]]);
+  assert.equal(lengthGroups([7, 7, 7, 7], 4), [[0, 4]], 'no group that saves nothing');
+  assert.equal(lengthGroups([5], 3), [[0, 1]]);
+  // Brute force over all splits of a random sorted list.
+  const xs = [3, 4, 4, 6, 9, 11, 12, 12, 20, 29];
+  const padded = (gs: [number, number][]) => gs.reduce((c, [a, b]) => c + (b - a) * xs[b - 1]!, 0);
+  let bestCost = Infinity;
+  for (let mask = 0; mask < 1 << (xs.length - 1); mask++) {
+    if (new Array(xs.length - 1).fill(0).filter((_, i) => mask & (1 << i)).length > 2) continue;
+    const gs: [number, number][] = [];
+    let a = 0;
+    for (let i = 1; i < xs.length; i++) if (mask & (1 << (i - 1))) { gs.push([a, i]); a = i; }
+    gs.push([a, xs.length]);
+    bestCost = Math.min(bestCost, padded(gs));
+  }
+  const got = lengthGroups(xs, 3);
+  assert.ok(got.length <= 3);
+  assert.is(padded(got), bestCost);
+  assert.is(got[0]![0], 0);
+  assert.is(got.at(-1)![1], xs.length);
+});
+
 test('weight decay only on weight matrices', () => {
   const decayed = clipTensorSpec(worldClipConfig(TINY.shape, 10)).filter((s) => decays(s.name)).map((s) => s.name);
   assert.ok(decayed.every((n) => /weight$|proj(ection)?$/.test(n) && !/ln_|embedding/.test(n)));
@@ -216,6 +244,57 @@ test('a diverging run stops with a clear message and keeps the last good checkpo
   const ck = await loadCheckpoint(join(dir, 'checkpoint.safetensors'));
   assert.is(ck.state.step, Number(kept));
   for (const [name, t] of ck.tensors) assert.ok(t.data.every(Number.isFinite), `${name} finite`);
+});
+
+test('cliptune pretrain: SIGINT saves a checkpoint and exits 130; --resume finishes', async () => {
+  const dir = join(root, 'cli');
+  const main = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+  // Under Deno, execPath is deno itself, which runs scripts through `deno run`.
+  const launcher = 'Deno' in globalThis ? ['run', '-A', '--quiet', main] : [main];
+  const args = ['pretrain', '--out', dir, '--image-size', '16', '--patch', '8', '--vision-width', '64', '--vision-layers', '1',
+    '--text-width', '64', '--text-layers', '1', '--embed', '32', '--batch', '8', '--warmup', '2', '--log-every', '2',
+    '--eval-every', '0', '--checkpoint-every', '1000', '--test-per-class', '0'];
+  const run = (extra: string[], interrupt: boolean) => new Promise<{ code: number | null; err: string }>((resolve) => {
+    const child = spawn(process.execPath, [...launcher, ...args, ...extra], { env: { ...process.env, EGL_PLATFORM: 'surfaceless', XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('exit', (code) => resolve({ code, err }));
+    if (interrupt) {
+      // Interrupt once steps are being logged (the log gets lines from step 2 on).
+      const poll = setInterval(() => {
+        if (existsSync(join(dir, 'log.jsonl')) && readFileSync(join(dir, 'log.jsonl'), 'utf8').length > 0) {
+          clearInterval(poll);
+          child.kill('SIGINT');
+        }
+      }, 100);
+      child.on('exit', () => clearInterval(poll));
+    }
+  });
+  const first = await run(['--steps', '400'], true);
+  assert.is(first.code, 130, first.err);
+  assert.match(first.err, /stopping after this step and saving a checkpoint/);
+  assert.match(first.err, /stopped at step (\d+)\/400; checkpoint saved to .*checkpoint\.safetensors \(continue with --resume\)/);
+  const at = (await loadCheckpoint(join(dir, 'checkpoint.safetensors'))).state.step;
+  assert.ok(at >= 2 && at < 400, `stopped at ${at}`);
+  const bad = await run(['--steps', '300', '--resume'], false);
+  assert.is(bad.code, 1);
+  assert.match(bad.err, /other options \(steps: 400\)/);
+  // Finish quickly: the run's options are in the checkpoint; nothing else is needed.
+  const rest = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+    const child = spawn(process.execPath, [...launcher, 'pretrain', '--out', dir, '--resume'], { env: { ...process.env, EGL_PLATFORM: 'surfaceless', XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      // Only a few steps are needed to show the resume works: stop it again.
+      if (/resuming .* at step/.test(err) && !child.killed) setTimeout(() => child.kill('SIGINT'), 300);
+    });
+    child.on('exit', (code) => resolve({ code, out, err }));
+  });
+  assert.is(rest.code, 130, rest.err);
+  assert.match(rest.err, new RegExp(`resuming .*checkpoint\\.safetensors at step ${at}/400`));
+  assert.ok((await loadCheckpoint(join(dir, 'checkpoint.safetensors'))).state.step > at);
 });
 
 test('CLI arguments: defaults, --quick, overrides, errors', () => {
