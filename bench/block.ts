@@ -15,7 +15,7 @@ import { noGrad } from '../src/autograd/tape.js';
 import { errorText, type BenchOptions, type CaseResult, type Stat } from './common.js';
 import { loadTfjs } from './peers.js';
 import { blockBackward, blockForward, total, type BlockShape } from './lib/flops.js';
-import { adapterLine, fmt, jsonLineWith, markdownTable, option, relMaxError, statCell, timeStepsInterleaved, uniform, type StepStat } from './lib/steps.js';
+import { adapterLine, fmt, loadLine, jsonLineWith, markdownTable, option, relMaxError, statCell, timeStepsInterleaved, uniform, type StepStat } from './lib/steps.js';
 
 const SHAPE: BlockShape = { batch: 8, tokens: 50, width: 768, mlpHidden: 3072 };
 const HEADS = 12;
@@ -193,6 +193,7 @@ export async function run(opts: BenchOptions): Promise<void> {
   if (!opts.json) {
     console.log(`# block: ${title}; all weights and the input trainable, loss = sum(out * R)`);
     console.log(adapterLine(gpu));
+    console.log(loadLine('start'));
     console.log(`GFLOP counted (matmul products only): fwd ${fmt(total(fwd) / 1e9)}, fwd+bwd ${fmt(cases[0] ? cases[0].flop / 1e9 : (3 * total(fwd)) / 1e9)}; median (min–max) of up to ${opts.repeats} samples after a warm-up step, the libraries' samples interleaved, ${budget} s budget per case and library`);
   }
   const host = hostBlock(s);
@@ -237,20 +238,28 @@ export async function run(opts: BenchOptions): Promise<void> {
       const ms = (x: StepStat | { error: string }): Stat | { error: string } => (isStat(x) ? { ...x, median: x.median * 1e3, min: x.min * 1e3, max: x.max * 1e3 } : x);
       const r: CaseResult = { suite: 'block', case: `${title} ${c.name}`, unit: 'ms', ours: ms(row.ours), peers: row.peer ? { [PEER]: ms(row.peer) } : {} };
       const gflops = (x: StepStat | { error: string } | null) => (isStat(x) ? Number((c.flop / 1e9 / x.median).toPrecision(4)) : null);
+      const perCpu = (x: StepStat | { error: string } | null) => (isStat(x) && x.cpu ? Number((c.flop / 1e9 / x.cpu).toPrecision(4)) : null);
       console.log(
         jsonLineWith(r, {
           gflop: Number((c.flop / 1e9).toPrecision(4)),
           oursGflops: gflops(row.ours),
           peerGflops: row.peer ? { [PEER]: gflops(row.peer) } : {},
+          oursGflopPerCpuS: perCpu(row.ours),
+          peerGflopPerCpuS: row.peer ? { [PEER]: perCpu(row.peer) } : {},
           speedup: isStat(row.ours) && isStat(row.peer) ? Number((row.peer.median / row.ours.median).toPrecision(3)) : null,
           ...(agreement ? { agreement } : {}),
         }),
       );
     } else process.stderr.write(`  ${c.name} done\n`);
   }
+  const cpuCell = (r: Row) => {
+    const o = isStat(r.ours) && r.ours.cpu ? r.flop / 1e9 / r.ours.cpu : null;
+    const p = isStat(r.peer) && r.peer.cpu ? r.flop / 1e9 / r.peer.cpu : null;
+    return o === null ? '–' : p === null ? fmt(o) : `${fmt(o)} / ${fmt(p)} (${(o / p).toFixed(2)}x)`;
+  };
   if (!opts.json) {
     const cell = (x: StepStat | { error: string } | null, f: (s: StepStat) => string) => (x === null ? 'not run' : isStat(x) ? f(x) : `n/a (${x.error.slice(0, 100)})`);
-    const head = ['case', 'cliptune ms', `${PEER} ms`, 'cliptune GFLOP/s', `${PEER} GFLOP/s`, `${PEER} ms / cliptune ms`];
+    const head = ['case', 'cliptune ms', `${PEER} ms`, 'cliptune GFLOP/s', `${PEER} GFLOP/s`, `${PEER} ms / cliptune ms`, `GFLOP per CPU-s: cliptune / ${PEER}`];
     const table = rows.map((r) => [
       r.name,
       cell(r.ours, (x) => statCell(x, 1e3)),
@@ -258,10 +267,12 @@ export async function run(opts: BenchOptions): Promise<void> {
       cell(r.ours, (x) => fmt(r.flop / 1e9 / x.median)),
       cell(r.peer, (x) => fmt(r.flop / 1e9 / x.median)),
       isStat(r.ours) && isStat(r.peer) ? `${(r.peer.median / r.ours.median).toFixed(2)}x` : '–',
+      cpuCell(r),
     ]);
     console.log('');
     console.log(markdownTable(head, table));
     if (peer && 'error' in peer) console.log(`\n${PEER}: ${peer.error}`);
+    console.log(loadLine('end'));
   }
   ours.dispose();
   if (peer && !('error' in peer)) peer.dispose();

@@ -1,8 +1,9 @@
 // Bench suite "matmul": GFLOP/s (2*M*N*K per call) of cliptune's matmul against tfjs-webgpu and
 // gpu.js on the same adapter. `npm run bench -- matmul [--json] [--repeats N] [--no-peers]
-// [--variant reg:16x16:8x1] [--cases 1024,b32] [--peers tfjs-webgpu,gpu.js]`.
+// [--variant reg:16x16:8x1] [--cases 1024,b32] [--peers tfjs-webgpu,gpu.js] [--peer-max-call 3]`.
 // The square and CLIP shapes are plain row-major A[M,K] @ B[K,N] for every library; the two
 // "linear" rows are the real CLIP layer layout, x[32*T, in] @ W[out, in]^T (+ bias for cliptune).
+import { cpus, loadavg } from 'node:os';
 import { getGpu, type Gpu } from '../src/gpu/index.js';
 import { tensor, type Tensor } from '../src/tensor/tensor.js';
 import { matmul, linear, variantName, autoVariant, parseVariant } from '../src/ops/matmul.js';
@@ -32,6 +33,13 @@ const CASES: Case[] = [
 ];
 
 const PEERS = ['tfjs-webgpu', 'gpu.js'] as const;
+
+/**
+ * A peer whose last measured rate predicts more than this many seconds per call skips the case
+ * (keeps a full run near a minute): tfjs-webgpu is the comparison that matters and always fits on
+ * an idle machine; gpu.js's naive kernel needs ~5 s per b32 call even then.
+ */
+const MAX_CALL_SECONDS: Record<string, number> = { 'tfjs-webgpu': 10, 'gpu.js': 3 };
 
 function randomData(n: number, seed: number): Float32Array {
   let s = seed >>> 0;
@@ -94,7 +102,7 @@ async function tfjsCase(gpu: Gpu, cs: Case, a: Float32Array, b: Float32Array, op
       const err = spotCheck(await check.data(), a, b, cs);
       check.dispose();
       if (err) return { error: err };
-      const s = await timeCalls(() => tf.matMul(ta, tb, false, cs.transB ?? false).dispose(), sync, { repeats: opts.repeats });
+      const s = await timeCalls(() => tf.matMul(ta, tb, false, cs.transB ?? false).dispose(), sync, { repeats: opts.repeats, caseBudget: 6 });
       return rate(s, (2 * cs.M * cs.N * cs.K) / 1e9);
     } finally {
       ta.dispose();
@@ -146,7 +154,7 @@ async function gpujsCase(gpu: Gpu, cs: Case, a: Float32Array, b: Float32Array, o
           await last;
           await dev.queue.onSubmittedWorkDone();
         },
-        { repeats: opts.repeats, caseBudget: 12 },
+        { repeats: opts.repeats, caseBudget: 6 },
       );
       return rate(s, (2 * cs.M * cs.N * cs.K) / 1e9);
     } finally {
@@ -164,9 +172,12 @@ export async function run(opts: BenchOptions): Promise<void> {
   const filter = option(opts.args, '--cases')?.split(',');
   const peerList = opts.peers ? (option(opts.args, '--peers')?.split(',') ?? [...PEERS]) : [];
   const cases = CASES.filter((c) => !filter || filter.some((f) => c.name.includes(f)));
+  const maxCallOpt = option(opts.args, '--peer-max-call');
+  const lastRate: Record<string, number> = {};
   if (!opts.json) {
     console.log(`# matmul, GFLOP/s = 2·M·N·K / time per call; median (min–max) of ${opts.repeats} samples`);
     console.log(`adapter: ${gpu.kind} (${gpu.info.description || gpu.info.device || gpu.info.vendor}), backend ${gpu.info.backend}, ${gpu.info.featureLevel}`);
+    console.log(`load average at start: ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} CPUs`);
   }
   const results: CaseResult[] = [];
   for (const cs of cases) {
@@ -176,15 +187,25 @@ export async function run(opts: BenchOptions): Promise<void> {
     const kernel = variant ?? variantName(autoVariant(gpu, plan));
     const r: CaseResult = { suite: 'matmul', case: cs.name, unit: 'GFLOP/s', ours: await ours(gpu, cs, a, b, opts, variant), peers: {} };
     for (const p of peerList) {
+      const gflop = (2 * cs.M * cs.N * cs.K) / 1e9;
+      const estimate = lastRate[p] ? gflop / lastRate[p]! : 0;
+      const maxCall = maxCallOpt ? Number(maxCallOpt) : (MAX_CALL_SECONDS[p] ?? 3);
+      if (estimate > maxCall) {
+        r.peers[p] = { error: `skipped: ~${estimate.toFixed(0)} s per call at its last rate (--peer-max-call ${maxCall})` };
+        continue;
+      }
       if (p === 'tfjs-webgpu') r.peers[p] = await tfjsCase(gpu, cs, a, b, opts);
       else if (p === 'gpu.js') r.peers[p] = await gpujsCase(gpu, cs, a, b, opts);
       else r.peers[p] = { error: `unknown peer (known: ${PEERS.join(', ')})` };
+      const got = r.peers[p]!;
+      if ('median' in got) lastRate[p] = got.median;
     }
     if (opts.json) console.log(jsonLine({ ...r, case: `${r.case}` }));
     else process.stderr.write(`  ${cs.name}: ${kernel} done\n`);
     results.push(r);
   }
   if (!opts.json) {
+    console.log(`load average at end: ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
     console.log('');
     console.log(table(results, peerList, peerList.includes('tfjs-webgpu') ? 'tfjs-webgpu' : undefined));
     const errs = results.flatMap((r) => Object.entries(r.peers).filter(([, v]) => 'error' in v).map(([k, v]) => `${k}: ${(v as { error: string }).error}`));

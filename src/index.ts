@@ -1,1 +1,31 @@
-export {};
+// cliptune's library entry point (runtime-agnostic: no Node-only modules). Node helpers that read
+// files are in 'cliptune/node' (src/node.ts).
+export { createGpu, getGpu, currentGpu, setCurrentGpu, Gpu, GpuError } from './gpu/index.js';
+export type { GpuOptions, AdapterKind } from './gpu/index.js';
+export { Tensor, tensor, empty, zeros, tidy, keep, shapeSize } from './tensor/tensor.js';
+export type { DType, Shape } from './tensor/tensor.js';
+export { noGrad, backward, clearTape, isGradEnabled } from './autograd/tape.js';
+export * from './ops/elementwise.js';
+export { full, fill, onesLike, zerosLike } from './ops/fill.js';
+export { matmul, linear } from './ops/matmul.js';
+export { reshape, permute, transpose, slice, concat, patchify } from './ops/shape.js';
+export { indexSelect, gatherRows, embedding, scatterAdd } from './ops/index-ops.js';
+export { sum, mean, max, logsumexp, argmax } from './ops/reduce.js';
+export { softmax, logSoftmax } from './ops/softmax.js';
+export { layerNorm } from './ops/layernorm.js';
+export { crossEntropy, klDiv, mse } from './ops/losses.js';
+export { l2normalize, pairwiseSqDist, cosineSim } from './ops/distance.js';
+export { attentionComposed } from './ops/attention-composed.js';
+export { SGD, Adam, AdamW, clipGradNorm } from './nn/optim.js';
+export * from './nn/schedule.js';
+export { residualBlock } from './nn/transformer.js';
+export { replaceRows, insertRows, expandBatch } from './nn/tokens.js';
+export { ClipModel } from './clip/model.js';
+export type { ClipConfig, VisionOptions, TextOptions, TokenIds } from './clip/model.js';
+export { CLIP_CONFIGS, randomClipWeights } from './clip/configs.js';
+export { resolveClipCheckpoint, loadClipCheckpoint } from './clip/checkpoint.js';
+export { ClipTokenizer, loadOpenAITokenizer } from './clip/tokenizer.js';
+export { preprocessForClip, preprocessBatchForClip } from './clip/preprocess.js';
+export { ChunkedEncoder } from './clip/chunked.js';
+export { zeroShotWeights, classPrompt } from './adapt/zeroshot.js';
+export { readSafetensors, encodeSafetensors } from './io/safetensors.js';

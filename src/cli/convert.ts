@@ -2,6 +2,7 @@
 // executing any pickle code and writes them atomically as safetensors.
 import { parseArgs } from 'node:util';
 import { convertPtToSafetensors } from '../io/torch-pt-node.js';
+import { checkInputFile, checkOutPath } from './clip-inputs.js';
 
 const USAGE = `usage: cliptune convert IN.pt OUT.safetensors [--f32]
 
@@ -29,6 +30,8 @@ export async function convertCommand(argv: string[]): Promise<number> {
   }
   const [src, dst] = positionals as [string, string];
   try {
+    checkInputFile(src, 'IN.pt');
+    checkOutPath(dst, 'OUT.safetensors');
     const r = await convertPtToSafetensors(src, dst, { dtype: values.f32 ? 'f32' : 'keep' });
     process.stdout.write(`wrote ${dst}: ${r.tensors} tensors from a ${r.kind} archive (${Object.entries(r.dtypes).map(([k, v]) => `${v} ${k}`).join(', ')})\n`);
     return 0;

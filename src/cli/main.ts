@@ -15,6 +15,14 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<(argv: str
     summary: 'zero-shot classification of images with class-name prompts',
     load: async () => (await import('./zeroshot.js')).zeroshotCommand,
   },
+  train: {
+    summary: 'train an adaptation method (zeroshot, coop, prolip) on a dataset folder and report its accuracy',
+    load: async () => (await import('./train.js')).trainCommand,
+  },
+  eval: {
+    summary: 'evaluate a trained run on a dataset folder (base / novel / all classes)',
+    load: async () => (await import('./eval.js')).evalCommand,
+  },
   tokenize: {
     summary: "print CLIP token ids of texts as JSON arrays",
     load: async () => (await import('./tokenize.js')).tokenizeCommand,
@@ -22,6 +30,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<(argv: str
   world: {
     summary: "write a dataset of the synthetic shapes world (class folders + CoOp split JSON)",
     load: async () => (await import('./world.js')).worldCommand,
+  },
+  pretrain: {
+    summary: 'pretrain the small world CLIP from scratch (contrastive, on the synthetic world)',
+    load: async () => (await import('./pretrain.js')).pretrainCommand,
   },
   download: {
     summary: 'fetch a Hugging Face CLIP model folder (needs network access)',
@@ -45,9 +57,13 @@ Run \`cliptune <command> --help\` for a command's options.
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
-  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+  if (!cmd) {
+    process.stderr.write(USAGE);
+    return 2;
+  }
+  if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
     process.stdout.write(USAGE);
-    return cmd ? 0 : 2;
+    return 0;
   }
   const entry = COMMANDS[cmd];
   if (!entry) {

@@ -8,21 +8,24 @@ import { noGrad } from '../autograd/tape.js';
 import { matmul } from '../ops/matmul.js';
 import { l2normalize } from '../ops/distance.js';
 import { argmax } from '../ops/reduce.js';
-import { loadClip } from '../clip/load-node.js';
+import { checkTokenizerFits, loadClip } from '../clip/load-node.js';
 import { loadImageForClip } from '../clip/preprocess-node.js';
 import { zeroShotWeights } from '../adapt/zeroshot.js';
+import type { ClipModel } from '../clip/model.js';
+import type { ClipTokenizer } from '../clip/tokenizer.js';
 import { Progress } from './progress.js';
+import { IMAGE_EXT, UsageError, parseHeads, sniffImages } from './clip-inputs.js';
 
-const USAGE = `usage: cliptune zeroshot --weights PATH --images DIR [--classes a,b,c] [--template T]... [--act A] [--batch N] [--json]
+const USAGE = `usage: cliptune zeroshot --weights PATH --images DIR [--classes a,b,c] [--template T]... [--act A]
+                        [--heads N|IMAGE,TEXT] [--vocab PATH] [--batch N] [--json]
 
 Classifies images by cosine similarity with class prompts. If DIR holds one folder per class,
 the folder names are the labels (and the class names unless --classes is given, "_" read as a
 space) and accuracy is printed; otherwise each image's prediction is printed.
   --template T   prompt template with {} for the class name (repeatable: an ensemble,
                  averaged as in the CLIP paper); default "a photo of a {}."
+  --act, --heads, --vocab  as for cliptune embed
 `;
-
-const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png']);
 
 interface Item {
   path: string;
@@ -65,6 +68,8 @@ export async function zeroshotCommand(argv: string[]): Promise<number> {
         classes: { type: 'string' },
         template: { type: 'string', multiple: true },
         act: { type: 'string' },
+        heads: { type: 'string' },
+        vocab: { type: 'string' },
         batch: { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -78,33 +83,58 @@ export async function zeroshotCommand(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  const fail = (m: string) => {
-    process.stderr.write(`cliptune zeroshot: ${m}\n`);
-    return 2;
-  };
-  if (!values.weights) return fail('--weights is required');
-  if (!values.images) return fail('--images is required');
+  try {
+    return await zeroshot(values);
+  } catch (e) {
+    const usage = e instanceof UsageError;
+    process.stderr.write(`cliptune zeroshot: ${(e as Error).message}\n${usage ? USAGE.split('\n')[0] + '\n' : ''}`);
+    if (process.env.CLIPTUNE_DEBUG) process.stderr.write(`${(e as Error).stack ?? ''}\n`);
+    return usage ? 2 : 1;
+  }
+}
+
+async function zeroshot(values: Record<string, string | string[] | boolean | undefined>): Promise<number> {
+  if (!values.weights) throw new UsageError('--weights is required');
+  if (!values.images) throw new UsageError('--images is required');
   const act = values.act as string | undefined;
-  if (act && act !== 'quick_gelu' && act !== 'gelu') return fail(`--act must be quick_gelu or gelu, got ${act}`);
+  if (act && act !== 'quick_gelu' && act !== 'gelu') throw new UsageError(`--act must be quick_gelu or gelu, got ${act}`);
   const batch = values.batch ? Number(values.batch) : 64;
-  if (!Number.isInteger(batch) || batch < 1) return fail(`--batch must be a positive integer`);
+  if (!Number.isInteger(batch) || batch < 1) throw new UsageError(`--batch must be a positive integer, got ${values.batch}`);
+  const heads = parseHeads(values.heads as string | undefined);
   const { items, folders } = collect(values.images as string);
   let classes: string[];
   if (values.classes) {
     classes = (values.classes as string).split(',').map((c) => c.trim());
-    if (classes.some((c) => !c)) return fail('--classes has an empty name');
+    if (classes.some((c) => !c)) throw new UsageError('--classes has an empty name');
     if (folders.length && folders.length !== classes.length) {
-      return fail(`--classes names ${classes.length} classes but ${values.images} has ${folders.length} class folders`);
+      throw new UsageError(`--classes names ${classes.length} classes but ${values.images} has ${folders.length} class folders`);
     }
   } else if (folders.length) {
     classes = folders.map((f) => f.replace(/_/g, ' '));
-  } else return fail('--classes is required when the images are not in class folders');
+  } else throw new UsageError('--classes is required when the images are not in class folders');
   const templates = (values.template as string[] | undefined) ?? ['a photo of a {}.'];
-  for (const t of templates) if (!t.includes('{}')) return fail(`--template "${t}" has no {} for the class name`);
+  for (const t of templates) if (!t.includes('{}')) throw new UsageError(`--template "${t}" has no {} for the class name`);
+  sniffImages(items.map((it) => it.path));
 
   const gpu = await getGpu();
-  const { model, tokenizer, notes } = await loadClip(gpu, values.weights as string, act ? { activation: act as 'gelu' } : {});
-  for (const n of notes) process.stderr.write(`note: ${n}\n`);
+  const { model, tokenizer, notes } = await loadClip(gpu, values.weights as string, {
+    ...(act ? { activation: act as 'gelu' } : {}),
+    ...(heads ? { heads } : {}),
+    ...(values.vocab ? { vocab: values.vocab as string } : {}),
+  });
+  try {
+    for (const n of notes) process.stderr.write(`note: ${n}\n`);
+    checkTokenizerFits(tokenizer, model);
+    return await classify(model, tokenizer, items, classes, templates, batch, !!values.json);
+  } finally {
+    model.dispose();
+  }
+}
+
+async function classify(
+  model: ClipModel, tokenizer: ClipTokenizer, items: Item[], classes: string[], templates: string[], batch: number, json: boolean,
+): Promise<number> {
+  const gpu = model.gpu;
   const res = model.config.image.resolution;
   const weights = zeroShotWeights(model, tokenizer, classes, templates);
   const preds: number[] = [];
@@ -125,10 +155,9 @@ export async function zeroshotCommand(argv: string[]): Promise<number> {
   }
   progress.done();
   weights.dispose();
-  model.dispose();
   const labelled = items.every((it) => it.label >= 0);
   const correct = labelled ? items.filter((it, i) => preds[i] === it.label).length : 0;
-  if (values.json) {
+  if (json) {
     process.stdout.write(
       JSON.stringify({
         classes,

@@ -20,6 +20,25 @@ export interface LoadedClip {
 
 export interface LoadClipOptions {
   activation?: Activation;
+  /** Head counts when there is no config and a width is not a multiple of 64. */
+  heads?: { image?: number; text?: number };
+  /** Tokenizer files (see loadClipTokenizer); default: the folder's own, else OpenAI's vocabulary. */
+  vocab?: string;
+}
+
+/**
+ * Throws unless every id the tokenizer can emit is inside the model's vocabulary (a small or
+ * custom model with the default OpenAI vocabulary would otherwise fail in the middle of a run).
+ */
+export function checkTokenizerFits(tokenizer: ClipTokenizer, model: ClipModel): void {
+  const vocab = model.config.text.vocabSize;
+  const top = Math.max(tokenizer.sotId, tokenizer.eotId, tokenizer.vocabSize - 1);
+  if (top >= vocab) {
+    throw new Error(
+      `the tokenizer emits ids up to ${top} but the model's vocabulary has ${vocab} tokens: ` +
+        `give the model's own tokenizer (--vocab, or tokenizer.json / vocab.json + merges.txt in the model folder), or token ids directly`,
+    );
+  }
 }
 
 export async function loadClip(gpu: Gpu, path: string, opts: LoadClipOptions = {}): Promise<LoadedClip> {
@@ -36,31 +55,38 @@ export async function loadClip(gpu: Gpu, path: string, opts: LoadClipOptions = {
     file = join(path, 'model.safetensors');
     if (!existsSync(file)) throw new Error(`--weights: folder ${path} has no model.safetensors`);
     const cfg = join(path, 'config.json');
-    if (existsSync(cfg)) {
-      try {
-        hfConfig = JSON.parse(readFileSync(cfg, 'utf8'));
-      } catch (e) {
-        throw new Error(`${cfg}: not valid JSON (${(e as Error).message})`);
-      }
-    }
+    if (existsSync(cfg)) hfConfig = readJson(cfg);
     if (['tokenizer.json', 'vocab.json'].some((f) => existsSync(join(path, f)))) tokenizerPath = path;
   } else {
     const cfg = join(path, '..', 'config.json');
     if (path.endsWith('.safetensors') && existsSync(cfg) && existsSync(join(path, '..', 'model.safetensors'))) {
-      hfConfig = JSON.parse(readFileSync(cfg, 'utf8'));
+      hfConfig = readJson(cfg);
     }
   }
   const src = await openSafetensors(file);
   try {
-    const ck = await loadClipCheckpoint(src, { ...(hfConfig ? { hfConfig } : {}), ...(opts.activation ? { activation: opts.activation } : {}) });
+    const ck = await loadClipCheckpoint(src, {
+      ...(hfConfig ? { hfConfig } : {}),
+      ...(opts.activation ? { activation: opts.activation } : {}),
+      ...(opts.heads ? { heads: opts.heads } : {}),
+    });
     const notes: string[] = [];
     if (ck.config.activationSource === 'default') {
       notes.push(`${file}: no config says which activation the model uses; using QuickGELU (OpenAI's). Pass --act gelu for open_clip models trained with GELU.`);
     }
+    // The tokenizer first: a bad --vocab fails before any weights reach the GPU.
+    const tokenizer = await loadClipTokenizer(opts.vocab ?? tokenizerPath);
     const model = ClipModel.fromTensors(gpu, ck.config, ck.tensors);
-    const tokenizer = await loadClipTokenizer(tokenizerPath);
     return { model, tokenizer, naming: ck.naming, notes, weightsFile: file };
   } finally {
     src.close();
+  }
+}
+
+function readJson(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
   }
 }

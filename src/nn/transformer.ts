@@ -7,7 +7,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { add, gelu, quickGelu } from '../ops/elementwise.js';
 import { linear } from '../ops/matmul.js';
 import { layerNorm } from '../ops/layernorm.js';
-import { attentionComposed as attention } from '../ops/attention-composed.js';
+import { attention } from '../ops/attention.js';
 import { slice } from '../ops/shape.js';
 import { replaceRows } from './tokens.js';
 

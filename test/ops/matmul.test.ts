@@ -173,6 +173,21 @@ test('long K: forward within f32 accumulation error', async () => {
   }
 });
 
+test('empty dims: M = 0 gives an empty output, K = 0 gives the bias', async () => {
+  await checkOp({
+    name: 'M = 0',
+    inputs: [{ shape: [0, 5] }, { shape: [5, 3] }],
+    gpu: (a, b) => matmul(a, b),
+    ref: (a, b) => ref.matmul(a, b),
+  });
+  await checkOp({
+    name: 'K = 0 with bias',
+    inputs: [{ shape: [4, 0] }, { shape: [0, 6] }, { shape: [6] }],
+    gpu: (a, b, bias) => matmul(a, b, { bias }),
+    ref: refMatmul(false, false),
+  });
+});
+
 test('more than 65535 workgroups: the grid splits over y', async () => {
   // reg 16x16 / (8,1): one tile per batch matrix, 70000 tiles.
   await withVariant('reg:16x16:8x1', async () => {
@@ -273,6 +288,11 @@ test('plans: batch folds into M for a shared weight, into K for its gradient; br
   assert.equal(merged.outer.shape, [30]);
   const bcast = planProduct({ M: 4, N: 4, K: 4, transP: true, transQ: false, batch: [2, 3], pBatch: [2, 1], qBatch: [3], cBatch: [2, 3], what: 't' });
   assert.equal([bcast.outer.shape, bcast.outer.sp, bcast.outer.sq], [[2, 3], [16, 0], [0, 16]]);
+  // Alternating broadcast dims cannot merge: 5 strided dims exceed the kernel's 4.
+  assert.throws(
+    () => planProduct({ M: 2, N: 2, K: 2, transP: false, transQ: false, batch: [2, 3, 2, 3, 2], pBatch: [2, 1, 2, 1, 2], qBatch: [1, 3, 1, 3, 1], cBatch: [2, 3, 2, 3, 2], what: 'mm' }),
+    /mm: batch dims \[2,3,2,3,2\] need more than 4 strided dims/,
+  );
 });
 
 test('auto choice: register tiles on CPU adapters, workgroup memory on GPUs', async () => {

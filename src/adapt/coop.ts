@@ -1,0 +1,421 @@
+// CoOp (Zhou et al., IJCV 2022; KaiyangZhou/CoOp coop.py): M learnable context vectors in the text
+// encoder's input, shared by all classes (unified) or per class (CSC), with the class name at the
+// end, middle or front of the prompt; loss CE(s·cos(image, text_c)); SGD lr 0.002, batch 32, Dassl's
+// cosine schedule with one constant warm-up epoch at 1e-5, stepped per epoch (methods.md 4.1, 2.3).
+//
+// Prompt assembly, as CoOp's PromptLearner: tokenize "X X ... X {class}." (or "{init} {class}."),
+// embed it, and rearrange per class:
+//   end:    [SOT] ctx_1..ctx_M [class tokens] [.] [EOT] ...
+//   middle: [SOT] ctx_1..ctx_{M/2} [class tokens] ctx_{M/2+1}..ctx_M [.] [EOT] ...
+//   front:  [SOT] [class tokens] ctx_1..ctx_M [.] [EOT] ...
+// The rearrangement keeps the length, so the EOT position is that of the tokenized string. Here one
+// gather builds every prompt: a table [ctx rows; frozen token embeddings of the prompts] and, per
+// (class, position), the row to take; the gather's backward scatters into the ctx rows only.
+import { GpuError } from '../gpu/index.js';
+import { keep, tensor, tidy, type Tensor } from '../tensor/tensor.js';
+import { noGrad } from '../autograd/tape.js';
+import { scale as scaleBy } from '../ops/elementwise.js';
+import { matmul } from '../ops/matmul.js';
+import { l2normalize } from '../ops/distance.js';
+import { crossEntropy } from '../ops/losses.js';
+import { concat, reshape, slice } from '../ops/shape.js';
+import { embedding } from '../ops/index-ops.js';
+import { SGD, type Optimizer } from '../nn/optim.js';
+import { dasslCosineSchedule } from '../nn/schedule.js';
+import { ClipModel } from '../clip/model.js';
+import type { ClipTokenizer } from '../clip/tokenizer.js';
+import { ChunkedEncoder } from '../clip/chunked.js';
+import { Rng } from '../clip/rng.js';
+import { DASSL_RRC_SCALE } from '../clip/augment.js';
+import { ImageLoader } from '../data/loader-node.js';
+import { promptClassname } from '../data/datasets.js';
+import { DecodeMemo } from '../train/features.js';
+import type { AdaptMethod, Classifier, DefaultsContext, MethodEnv, MethodSpec, OptionValue, StepContext, StepOutput, TrainPlan } from './method.js';
+import { MethodOptionError } from './method.js';
+
+export type ClassTokenPosition = 'end' | 'middle' | 'front';
+
+export interface CoopPromptOptions {
+  nCtx: number;
+  position: ClassTokenPosition;
+  csc: boolean;
+  /** Init words ("a photo of a"): their embeddings start the context and the prompt text uses them. */
+  init: string | null;
+}
+
+/** Where every (class, position) of the prompts takes its input embedding from. */
+export interface PromptPlan {
+  /** Token ids [C, L] of the tokenized prompt strings, cut after the longest EOT. */
+  ids: Int32Array;
+  classes: number;
+  length: number;
+  eot: number[];
+  /** Per (class, position): the context row (unified: m; CSC: c·M + m), or -1 for a frozen token. */
+  ctxRow: Int32Array;
+  /** Per (class, position): the position in the tokenized row whose embedding is used (when ctxRow is -1). */
+  srcPos: Int32Array;
+  nameLens: number[];
+  nCtx: number;
+}
+
+/** Token ids of the init words (what replaces the placeholders), checked against the context length. */
+export function initTokens(tokenizer: ClipTokenizer, init: string): number[] {
+  const ids = tokenizer.encode(init);
+  if (!ids.length) throw new MethodOptionError(`--ctx-init "${init}" has no tokens`);
+  return ids;
+}
+
+export function planCoopPrompts(tokenizer: ClipTokenizer, classnames: readonly string[], o: CoopPromptOptions, contextLength = 77): PromptPlan {
+  const M = o.nCtx;
+  if (!Number.isInteger(M) || M < 1) throw new MethodOptionError(`--n-ctx must be a positive integer, got ${M}`);
+  if (o.init !== null) {
+    const n = initTokens(tokenizer, o.init).length;
+    if (n !== M) throw new MethodOptionError(`--ctx-init "${o.init}" is ${n} tokens but --n-ctx is ${M}; they must match`);
+  }
+  const prefix = o.init ?? Array.from({ length: M }, () => 'X').join(' ');
+  const names = classnames.map(promptClassname);
+  const texts = names.map((n) => `${prefix} ${n}.`);
+  let rows: Int32Array[];
+  try {
+    rows = tokenizer.tokenize(texts, { contextLength, rejectEmpty: true });
+  } catch (e) {
+    throw new MethodOptionError(`CoOp prompts do not fit the text encoder: ${(e as Error).message}`);
+  }
+  const C = classnames.length;
+  const eot = ClipModel.eotPositions({ ids: Int32Array.from(rows.flatMap((r) => [...r])), rows: C, length: contextLength });
+  const L = Math.max(...eot) + 1;
+  const nameLens = names.map((n) => tokenizer.encode(n).length);
+  const ids = new Int32Array(C * L);
+  const ctxRow = new Int32Array(C * L).fill(-1);
+  const srcPos = new Int32Array(C * L);
+  const half = Math.floor(M / 2);
+  for (let c = 0; c < C; c++) {
+    const n = nameLens[c]!;
+    for (let t = 0; t < L; t++) {
+      ids[c * L + t] = rows[c]![t]!;
+      let m = -1;
+      let p = t;
+      if (t > 0) {
+        if (o.position === 'end') {
+          if (t <= M) m = t - 1;
+        } else if (o.position === 'front') {
+          if (t <= n) p = M + t;
+          else if (t <= n + M) m = t - n - 1;
+        } else {
+          if (t <= half) m = t - 1;
+          else if (t <= half + n) p = M + (t - half);
+          else if (t <= M + n) m = half + (t - half - n - 1);
+        }
+      }
+      if (m >= 0) ctxRow[c * L + t] = o.csc ? c * M + m : m;
+      srcPos[c * L + t] = m >= 0 ? 0 : p;
+    }
+  }
+  return { ids, classes: C, length: L, eot, ctxRow, srcPos, nameLens, nCtx: M };
+}
+
+/** The prompts of a class list in chunks: frozen token rows and gather indices, ready for any ctx. */
+export class PromptBank {
+  readonly chunks: { start: number; end: number; frozen: Tensor; index: Tensor; eot: number[] }[] = [];
+
+  constructor(
+    readonly model: ClipModel,
+    readonly plan: PromptPlan,
+    readonly csc: boolean,
+    readonly chunk: number,
+  ) {
+    const { classes: C, length: L, nCtx: M } = plan;
+    const W = model.config.text.width;
+    const all = noGrad(() => model.tokenEmbeddings({ ids: plan.ids, rows: C, length: L }, L));
+    for (let s = 0; s < C; s += chunk) {
+      const e = Math.min(C, s + chunk);
+      const n = e - s;
+      const ctxRows = csc ? n * M : M;
+      const idx = new Int32Array(n * L);
+      for (let c = s; c < e; c++) {
+        for (let t = 0; t < L; t++) {
+          const k = c * L + t;
+          const r = plan.ctxRow[k]!;
+          idx[(c - s) * L + t] = r >= 0 ? (csc ? r - s * M : r) : ctxRows + (c - s) * L + plan.srcPos[k]!;
+        }
+      }
+      const frozen = keep(noGrad(() => reshape(n === C ? all.share() : slice(all, 0, s, e), [n * L, W])));
+      const index = keep(tensor(idx, [n, L], 'i32', model.gpu));
+      this.chunks.push({ start: s, end: e, frozen, index, eot: plan.eot.slice(s, e) });
+    }
+    all.dispose();
+  }
+
+  /** Prompt embeddings [n, L, W] of chunk `i` with context `ctx` ([M, W] or CSC [C, M, W]). */
+  embeddings(ctx: Tensor, i: number): Tensor {
+    const ch = this.chunks[i]!;
+    const M = this.plan.nCtx;
+    const W = this.model.config.text.width;
+    return tidy(() => {
+      const rows = this.csc ? slice(reshape(ctx, [this.plan.classes * M, W]), 0, ch.start * M, ch.end * M) : ctx;
+      return embedding(concat([rows, ch.frozen], 0), ch.index);
+    });
+  }
+
+  /** Unnormalised text features [n, E] of chunk `i`. */
+  encode(ctx: Tensor, i: number): Tensor {
+    const ch = this.chunks[i]!;
+    return tidy(() => this.model.encodeTextEmbeddings(this.embeddings(ctx, i), ch.eot).embeds);
+  }
+
+  /** Normalised features of every class, without gradient [C, E]. */
+  encodeAllNoGrad(ctx: Tensor): Tensor {
+    return noGrad(() =>
+      tidy(() => {
+        const parts = this.chunks.map((_, i) => this.encode(ctx, i));
+        return l2normalize(parts.length === 1 ? parts[0]! : concat(parts, 0));
+      }),
+    );
+  }
+
+  dispose(): void {
+    for (const c of this.chunks) {
+      c.frozen.dispose();
+      c.index.dispose();
+    }
+    this.chunks.length = 0;
+  }
+}
+
+/** Dassl's training batches per epoch: drop_last when the set holds at least one full batch. */
+export function dasslStepsPerEpoch(items: number, batch: number): number {
+  return items >= batch ? Math.floor(items / batch) : items > 0 ? 1 : 0;
+}
+
+/** Fisher-Yates with our Rng (the visiting order of one epoch). */
+export function shuffledOrder(n: number, rng: Rng): number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.randint(0, i + 1);
+    const t = order[i]!;
+    order[i] = order[j]!;
+    order[j] = t;
+  }
+  return order;
+}
+
+/** The generator of epoch `epoch` of a run with `seed`: shuffling, then one fork per visited image (its augmentation). */
+export function epochRng(seed: number, epoch: number): Rng {
+  return new Rng(`cliptune-epoch\u0001${seed}\u0001${epoch}`);
+}
+
+/**
+ * The augmented training batches of one epoch, from batch `startStep` on. Everything is decided by
+ * (seed, epoch): skipping k batches advances the generator by the forks those images would have taken.
+ */
+export async function* imageBatches(
+  items: readonly { impath: string; label: number }[],
+  o: { seed: number; epoch: number; startStep: number; batch: number; size: number; scale: readonly [number, number]; decode: (p: string) => Promise<import('../clip/rgb-image.js').RgbImage> },
+): AsyncGenerator<{ pixels: Float32Array; labels: Int32Array; count: number }> {
+  const rng = epochRng(o.seed, o.epoch);
+  const order = shuffledOrder(items.length, rng);
+  const steps = dasslStepsPerEpoch(items.length, o.batch);
+  const used = items.length >= o.batch ? steps * o.batch : items.length;
+  const skip = Math.min(used, o.startStep * o.batch);
+  for (let i = 0; i < skip; i++) rng.fork();
+  const rest = order.slice(skip, used).map((i) => items[i]!);
+  if (!rest.length) return;
+  const loader = new ImageLoader(rest, { batchSize: o.batch, mode: 'train', size: o.size, rng, shuffle: false, augment: { scale: o.scale, flipP: 0.5 }, decode: o.decode });
+  for await (const b of loader) yield { pixels: b.images, labels: b.labels, count: b.count };
+}
+
+interface CoopBatch {
+  pixels: Float32Array;
+  labels: Int32Array;
+  count: number;
+}
+
+export class CoopMethod implements AdaptMethod<CoopBatch> {
+  readonly name = 'coop';
+  readonly params = new Map<string, Tensor>();
+  readonly caches = ['frozen token embeddings of the class prompts (memory)', 'pre-projection test features (test transform), at evaluation'];
+  private env: MethodEnv | null = null;
+  private bank: PromptBank | null = null;
+  private chunked: ChunkedEncoder | null = null;
+  private logitScale = 100;
+  private lrTable: number[] = [];
+  private readonly decode = new DecodeMemo().decode;
+
+  constructor(readonly options: Readonly<Record<string, OptionValue>>) {}
+
+  private get o() {
+    const o = this.options;
+    return {
+      nCtx: o.nCtx as number,
+      init: (o.ctxInit as string) || null,
+      csc: o.csc as boolean,
+      position: o.classTokenPosition as ClassTokenPosition,
+      epochs: o.epochs as number,
+      lr: o.lr as number,
+      batch: o.batchSize as number,
+      chunk: o.textChunk as number,
+      momentum: o.momentum as number,
+      weightDecay: o.weightDecay as number,
+      warmupEpochs: o.warmupEpochs as number,
+      warmupLr: o.warmupLr as number,
+    };
+  }
+
+  private promptOptions(): CoopPromptOptions {
+    const o = this.o;
+    return { nCtx: o.nCtx, position: o.position, csc: o.csc, init: o.init };
+  }
+
+  async prepare(env: MethodEnv): Promise<void> {
+    this.env = env;
+    const { model, tokenizer } = env;
+    const o = this.o;
+    const C = env.classnames.length;
+    const W = model.config.text.width;
+    const plan = planCoopPrompts(tokenizer, env.classnames, this.promptOptions(), model.config.text.contextLength);
+    this.bank = new PromptBank(model, plan, o.csc, Math.min(o.chunk, C));
+    // Initial context: the init words' embeddings (replicated per class for CSC), else N(0, 0.02).
+    let init: Float32Array;
+    if (o.init) {
+      const ids = Int32Array.from(initTokens(tokenizer, o.init));
+      const e = noGrad(() => model.tokenEmbeddings({ ids, rows: 1, length: ids.length }));
+      const words = (await e.read()) as Float32Array;
+      e.dispose();
+      init = new Float32Array((o.csc ? C : 1) * o.nCtx * W);
+      for (let k = 0; k < (o.csc ? C : 1); k++) init.set(words, k * words.length);
+    } else {
+      init = gaussian(new Rng(`cliptune-coop-ctx\u0001${env.seed}`), (o.csc ? C : 1) * o.nCtx * W, 0.02);
+    }
+    const ctx = keep(tensor(init, o.csc ? [C, o.nCtx, W] : [o.nCtx, W], 'f32', env.gpu)).param('ctx');
+    this.params.set('ctx', ctx);
+    this.logitScale = await noGrad(() => model.logitScale()).item();
+    if (this.bank.chunks.length > 1) this.chunked = new ChunkedEncoder((s) => this.bank!.encode(ctx, s / this.bank!.chunk), C, this.bank.chunk);
+    this.lrTable = dasslCosineSchedule({ baseLr: o.lr, maxEpoch: o.epochs, warmupEpochs: o.warmupEpochs, warmupType: 'constant', warmupLr: o.warmupLr });
+  }
+
+  plan(): TrainPlan {
+    const n = this.env?.train.length ?? 0;
+    const steps = dasslStepsPerEpoch(n, this.o.batch);
+    return { epochs: this.o.epochs, stepsPerEpoch: steps, imagesPerStep: Math.min(n, this.o.batch) };
+  }
+
+  createOptimizer(): Optimizer {
+    const o = this.o;
+    return new SGD([this.params.get('ctx')!], { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
+  }
+
+  learningRate(epoch: number): number {
+    return this.lrTable[epoch] ?? this.lrTable[this.lrTable.length - 1]!;
+  }
+
+  batches(epoch: number, startStep: number): AsyncIterable<CoopBatch> {
+    const env = this.env!;
+    return imageBatches(env.train, { seed: env.seed, epoch, startStep, batch: this.o.batch, size: env.model.config.image.resolution, scale: DASSL_RRC_SCALE, decode: this.decode });
+  }
+
+  step(b: CoopBatch, _ctx: StepContext): StepOutput {
+    const env = this.env!;
+    const { model, gpu } = env;
+    const res = model.config.image.resolution;
+    const ctx = this.params.get('ctx')!;
+    const img = noGrad(() => l2normalize(model.encodeImage(tensor(b.pixels, [b.count, 3, res, res], 'f32', gpu)).embeds));
+    const labels = tensor(b.labels, [b.count], 'i32', gpu);
+    let text: Tensor;
+    let afterBackward: (() => void) | undefined;
+    if (this.chunked) {
+      const enc = this.chunked;
+      text = keep(enc.forward());
+      afterBackward = () => enc.backward();
+    } else {
+      text = this.bank!.encode(ctx, 0);
+    }
+    const logits = scaleBy(matmul(img, l2normalize(text), { transB: true }), this.logitScale);
+    return { loss: crossEntropy(logits, labels), afterBackward };
+  }
+
+  async classifier(classnames: readonly string[], env: MethodEnv): Promise<Classifier> {
+    const ctx = this.params.get('ctx');
+    if (!ctx || !this.bank) throw new GpuError('coop: classifier() before prepare()');
+    const same = classnames.length === env.classnames.length && classnames.every((c, i) => c === env.classnames[i]);
+    if (this.o.csc && !same) throw new MethodOptionError('class-specific contexts (--csc) exist only for the training classes; they cannot classify other (novel) classes');
+    let text: Tensor;
+    if (same) text = keep(this.bank.encodeAllNoGrad(ctx));
+    else {
+      const plan = planCoopPrompts(env.tokenizer, classnames, this.promptOptions(), env.model.config.text.contextLength);
+      const bank = new PromptBank(env.model, plan, false, Math.min(this.o.chunk, classnames.length));
+      text = keep(bank.encodeAllNoGrad(ctx));
+      bank.dispose();
+    }
+    const proj = env.model.param('visual.proj');
+    return { text, scale: this.logitScale, embedPooled: (p) => matmul(p, proj), dispose: () => text.dispose() };
+  }
+
+  dispose(): void {
+    this.bank?.dispose();
+    for (const t of this.params.values()) t.dispose();
+    this.params.clear();
+  }
+}
+
+/** n draws of N(0, std²) (Box-Muller) from our generator. */
+export function gaussian(rng: Rng, n: number, std: number): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const u = Math.max(rng.uniform(), 1e-12);
+    const v = rng.uniform();
+    const r = Math.sqrt(-2 * Math.log(u)) * std;
+    a[i] = r * Math.cos(2 * Math.PI * v);
+    if (i + 1 < n) a[i + 1] = r * Math.sin(2 * Math.PI * v);
+  }
+  return a;
+}
+
+/** CoOp's epochs by shots (ImageNet: always 50). */
+export function coopEpochs(shots: number, datasetName: string): number {
+  if (datasetName === 'ImageNet') return 50;
+  if (shots <= 1) return 50;
+  if (shots <= 4) return 100;
+  return 200;
+}
+
+export const COOP: MethodSpec = {
+  name: 'coop',
+  summary: 'learn the text prompt context (CoOp): unified or class-specific, class token at the end, middle or front',
+  options: [
+    { key: 'nCtx', flag: 'n-ctx', type: 'int', min: 1, help: 'number of context vectors M' },
+    { key: 'ctxInit', flag: 'ctx-init', type: 'string', help: 'init words, e.g. "a photo of a" (their count is M); empty: random N(0, 0.02)' },
+    { key: 'csc', flag: 'csc', type: 'bool', help: 'class-specific contexts (one set per class)' },
+    { key: 'classTokenPosition', flag: 'class-token-position', type: 'string', choices: ['end', 'middle', 'front'], help: 'where the class name goes in the prompt' },
+    { key: 'epochs', flag: 'epochs', type: 'int', min: 1, help: 'training epochs (CoOp: 50 for 1 shot, 100 for 2-4, 200 for 8-16; ImageNet 50)' },
+    { key: 'lr', flag: 'lr', type: 'float', min: 0, exclusiveMin: true, help: 'SGD learning rate (Dassl cosine, stepped per epoch)' },
+    { key: 'batchSize', flag: 'batch-size', type: 'int', min: 1, help: 'images per step' },
+    { key: 'momentum', flag: 'momentum', type: 'float', min: 0, help: 'SGD momentum' },
+    { key: 'weightDecay', flag: 'weight-decay', type: 'float', min: 0, help: 'SGD weight decay' },
+    { key: 'warmupEpochs', flag: 'warmup-epochs', type: 'int', min: 0, help: 'constant warm-up epochs' },
+    { key: 'warmupLr', flag: 'warmup-lr', type: 'float', min: 0, help: 'learning rate of the warm-up epochs' },
+    { key: 'textChunk', flag: 'text-chunk', type: 'int', min: 1, help: 'classes per text-encoder chunk (bounds memory; the backward re-runs chunks)' },
+  ],
+  defaults: (ctx: DefaultsContext) => ({
+    nCtx: ctx.baseToNovel ? 4 : 16,
+    ctxInit: ctx.baseToNovel ? 'a photo of a' : '',
+    csc: false,
+    classTokenPosition: 'end',
+    epochs: coopEpochs(ctx.shots, ctx.datasetName),
+    lr: 0.002,
+    batchSize: 32,
+    momentum: 0.9,
+    weightDecay: 5e-4,
+    warmupEpochs: 1,
+    warmupLr: 1e-5,
+    textChunk: 128,
+  }),
+  finalize: (opts, given) => {
+    // The init words decide M unless both are given (then they must agree, checked at prepare).
+    if (given.has('ctxInit') && !given.has('nCtx') && opts.ctxInit) opts.nCtx = String(opts.ctxInit).trim().split(/\s+/).length;
+    if (given.has('nCtx') && !given.has('ctxInit')) opts.ctxInit = '';
+  },
+  validate: (opts, ctx) => {
+    if (ctx.baseToNovel && opts.csc) throw new MethodOptionError('--csc cannot be used with --base-to-novel: class-specific contexts do not exist for the novel classes');
+  },
+  create: (opts) => new CoopMethod(opts),
+};

@@ -1,0 +1,17 @@
+// The methods `cliptune train --method` knows, by name.
+import type { MethodSpec } from './method.js';
+import { ZEROSHOT } from './zeroshot.js';
+import { COOP } from './coop.js';
+import { PROLIP } from './prolip.js';
+import { LINEAR_PROBE } from './linear-probe.js';
+
+export const METHODS: Readonly<Record<string, MethodSpec>> = Object.freeze({
+  zeroshot: ZEROSHOT,
+  coop: COOP,
+  prolip: PROLIP,
+  'linear-probe': LINEAR_PROBE,
+});
+
+export function methodNames(): string[] {
+  return Object.keys(METHODS);
+}

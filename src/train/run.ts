@@ -1,0 +1,91 @@
+// A run directory: run.json (the configuration, written once the run is set up), checkpoint.safetensors
+// (learned tensors + optimiser + position, atomic), log.jsonl, report.json / report.md.
+import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import type { OptionValue } from '../adapt/method.js';
+
+export const RUN_CONFIG_FORMAT = 'cliptune-run-config/1';
+export const RUN_FILES = { config: 'run.json', checkpoint: 'checkpoint.safetensors', log: 'log.jsonl', report: 'report.json', reportMd: 'report.md' } as const;
+
+export interface RunConfig {
+  format: typeof RUN_CONFIG_FORMAT;
+  method: string;
+  /** Every method option, defaults included. */
+  options: Record<string, OptionValue>;
+  /** The option keys the user gave. */
+  given: string[];
+  weights: string;
+  weightsHash: string;
+  data: string;
+  split: string | null;
+  datasetName: string;
+  shots: number;
+  seed: number;
+  baseToNovel: boolean;
+  /** Training classes by label. */
+  classnames: string[];
+  trainImages: number;
+  /** sha256 of the few-shot training list (paths and labels): a resumed run must see the same images. */
+  trainDigest: string;
+  fewshotOrigin: string;
+  /** --fewshot-index file, if the subset was pinned. */
+  fewshotIndex: string | null;
+  evalEpochs: number;
+  logEvery: number;
+  created: string;
+}
+
+export class RunDirError extends Error {
+  override name = 'RunDirError';
+}
+
+/** Refuses a directory that holds another run or anything else (nothing is ever overwritten). */
+export function checkFreshRunDir(dir: string): void {
+  if (!existsSync(dir)) return;
+  if (!statSync(dir).isDirectory()) throw new RunDirError(`--out: ${dir} exists and is not a folder`);
+  const entries = readdirSync(dir);
+  if (!entries.length) return;
+  if (entries.includes(RUN_FILES.config) || entries.includes(RUN_FILES.checkpoint)) {
+    let what = '';
+    try {
+      const c = readRunConfig(dir);
+      what = ` (method ${c.method}, ${c.datasetName}, ${c.shots} shots, seed ${c.seed}, started ${c.created})`;
+    } catch {
+      // Unreadable config: the generic message still applies.
+    }
+    throw new RunDirError(`--out: ${dir} already holds a run${what}; pass --resume to continue it, or choose another --out`);
+  }
+  throw new RunDirError(`--out: ${dir} is not empty (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}); choose an empty or new folder`);
+}
+
+export function readRunConfig(dir: string): RunConfig {
+  const p = join(dir, RUN_FILES.config);
+  if (!existsSync(p)) throw new RunDirError(`${dir} is not a cliptune run (no ${RUN_FILES.config})`);
+  let c: RunConfig;
+  try {
+    c = JSON.parse(readFileSync(p, 'utf8')) as RunConfig;
+  } catch (e) {
+    throw new RunDirError(`${p}: not valid JSON (${(e as Error).message})`);
+  }
+  if (c.format !== RUN_CONFIG_FORMAT) throw new RunDirError(`${p}: unknown format ${JSON.stringify(c.format)} (expected ${RUN_CONFIG_FORMAT})`);
+  return c;
+}
+
+/** Writes a small file atomically (temp + rename). */
+export function writeFileAtomic(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
+}
+
+export function writeRunConfig(dir: string, c: RunConfig): void {
+  writeFileAtomic(join(dir, RUN_FILES.config), JSON.stringify(c, null, 2) + '\n');
+}
+
+/** sha256 over "path\tlabel" lines of an image list. */
+export function listDigest(items: readonly { impath: string; label: number }[]): string {
+  const h = createHash('sha256');
+  for (const it of items) h.update(`${it.impath}\t${it.label}\n`);
+  return h.digest('hex');
+}
