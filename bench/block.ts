@@ -15,7 +15,7 @@ import { noGrad } from '../src/autograd/tape.js';
 import { errorText, type BenchOptions, type CaseResult, type Stat } from './common.js';
 import { loadTfjs } from './peers.js';
 import { blockBackward, blockForward, total, type BlockShape } from './lib/flops.js';
-import { adapterLine, fmt, jsonLineWith, markdownTable, option, relMaxError, statCell, timeStepsInterleaved, uniform, type StepStat } from './lib/steps.js';
+import { adapterLine, fmt, loadLine, jsonLineWith, markdownTable, option, relMaxError, statCell, timeStepsInterleaved, uniform, type StepStat } from './lib/steps.js';
 
 const SHAPE: BlockShape = { batch: 8, tokens: 50, width: 768, mlpHidden: 3072 };
 const HEADS = 12;
@@ -49,6 +49,12 @@ function hostBlock(s: BlockShape): HostBlock {
   };
   const n = s.batch * s.tokens * w;
   return { shapes, data, x: uniform(n, 13), r: uniform(n, 14) };
+}
+
+function transposeHost(a: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = a[i * cols + j]!;
+  return out;
 }
 
 interface Side {
@@ -104,8 +110,15 @@ function oursSide(gpu: Gpu, h: HostBlock, s: BlockShape): Side {
 /* eslint-disable @typescript-eslint/no-explicit-any */
 async function tfjsSide(gpu: Gpu, h: HostBlock, s: BlockShape, root: string): Promise<Side> {
   const { tf, sync } = await loadTfjs(root, gpu, { gradients: true });
+  // Linear weights in tfjs's own layout, [in, out] as tf.layers.dense keeps its kernel: its
+  // matMul with transposeB is ~1.7x slower than the plain one on this adapter, and a tfjs user
+  // would not pay that.
   const v: Record<string, any> = {};
-  for (const k of Object.keys(h.shapes) as WeightName[]) v[k] = tf.variable(tf.tensor(h.data[k], h.shapes[k]), true, `block_${k}`);
+  for (const k of Object.keys(h.shapes) as WeightName[]) {
+    const shape = h.shapes[k];
+    const t = shape.length === 2 ? tf.tensor(transposeHost(h.data[k], shape[0]!, shape[1]!), [shape[1]!, shape[0]!]) : tf.tensor(h.data[k], shape);
+    v[k] = tf.variable(t, true, `block_${k}`);
+  }
   const x = tf.variable(tf.tensor(h.x, [s.batch * s.tokens, s.width]), true, 'block_x');
   const r = tf.tensor(h.r, [s.batch * s.tokens, s.width]);
   const vars = [...Object.values(v), x];
@@ -114,8 +127,8 @@ async function tfjsSide(gpu: Gpu, h: HostBlock, s: BlockShape, root: string): Pr
     const { mean, variance } = tf.moments(t, -1, true);
     return tf.add(tf.mul(tf.div(tf.sub(t, mean), tf.sqrt(tf.add(variance, EPS))), g), b);
   };
-  // nn.Linear: x @ Wᵀ + b with W stored [out, in], as cliptune's linear.
-  const linear = (t: any, w: any, b: any) => tf.add(tf.matMul(t, w, false, true), b);
+  // nn.Linear: x @ Wᵀ + b, with Wᵀ stored.
+  const linear = (t: any, wT: any, b: any) => tf.add(tf.matMul(t, wT), b);
   const heads = (t: any) => tf.transpose(tf.reshape(t, [s.batch, s.tokens, HEADS, hd]), [0, 2, 1, 3]);
   const block = () => {
     const qkv = linear(layerNorm(x, v.ln1w, v.ln1b), v.inW, v.inB);
@@ -180,6 +193,7 @@ export async function run(opts: BenchOptions): Promise<void> {
   if (!opts.json) {
     console.log(`# block: ${title}; all weights and the input trainable, loss = sum(out * R)`);
     console.log(adapterLine(gpu));
+    console.log(loadLine('start'));
     console.log(`GFLOP counted (matmul products only): fwd ${fmt(total(fwd) / 1e9)}, fwd+bwd ${fmt(cases[0] ? cases[0].flop / 1e9 : (3 * total(fwd)) / 1e9)}; median (min–max) of up to ${opts.repeats} samples after a warm-up step, the libraries' samples interleaved, ${budget} s budget per case and library`);
   }
   const host = hostBlock(s);
@@ -224,20 +238,28 @@ export async function run(opts: BenchOptions): Promise<void> {
       const ms = (x: StepStat | { error: string }): Stat | { error: string } => (isStat(x) ? { ...x, median: x.median * 1e3, min: x.min * 1e3, max: x.max * 1e3 } : x);
       const r: CaseResult = { suite: 'block', case: `${title} ${c.name}`, unit: 'ms', ours: ms(row.ours), peers: row.peer ? { [PEER]: ms(row.peer) } : {} };
       const gflops = (x: StepStat | { error: string } | null) => (isStat(x) ? Number((c.flop / 1e9 / x.median).toPrecision(4)) : null);
+      const perCpu = (x: StepStat | { error: string } | null) => (isStat(x) && x.cpu ? Number((c.flop / 1e9 / x.cpu).toPrecision(4)) : null);
       console.log(
         jsonLineWith(r, {
           gflop: Number((c.flop / 1e9).toPrecision(4)),
           oursGflops: gflops(row.ours),
           peerGflops: row.peer ? { [PEER]: gflops(row.peer) } : {},
+          oursGflopPerCpuS: perCpu(row.ours),
+          peerGflopPerCpuS: row.peer ? { [PEER]: perCpu(row.peer) } : {},
           speedup: isStat(row.ours) && isStat(row.peer) ? Number((row.peer.median / row.ours.median).toPrecision(3)) : null,
           ...(agreement ? { agreement } : {}),
         }),
       );
     } else process.stderr.write(`  ${c.name} done\n`);
   }
+  const cpuCell = (r: Row) => {
+    const o = isStat(r.ours) && r.ours.cpu ? r.flop / 1e9 / r.ours.cpu : null;
+    const p = isStat(r.peer) && r.peer.cpu ? r.flop / 1e9 / r.peer.cpu : null;
+    return o === null ? '–' : p === null ? fmt(o) : `${fmt(o)} / ${fmt(p)} (${(o / p).toFixed(2)}x)`;
+  };
   if (!opts.json) {
     const cell = (x: StepStat | { error: string } | null, f: (s: StepStat) => string) => (x === null ? 'not run' : isStat(x) ? f(x) : `n/a (${x.error.slice(0, 100)})`);
-    const head = ['case', 'cliptune ms', `${PEER} ms`, 'cliptune GFLOP/s', `${PEER} GFLOP/s`, `${PEER} ms / cliptune ms`];
+    const head = ['case', 'cliptune ms', `${PEER} ms`, 'cliptune GFLOP/s', `${PEER} GFLOP/s`, `${PEER} ms / cliptune ms`, `GFLOP per CPU-s: cliptune / ${PEER}`];
     const table = rows.map((r) => [
       r.name,
       cell(r.ours, (x) => statCell(x, 1e3)),
@@ -245,10 +267,12 @@ export async function run(opts: BenchOptions): Promise<void> {
       cell(r.ours, (x) => fmt(r.flop / 1e9 / x.median)),
       cell(r.peer, (x) => fmt(r.flop / 1e9 / x.median)),
       isStat(r.ours) && isStat(r.peer) ? `${(r.peer.median / r.ours.median).toFixed(2)}x` : '–',
+      cpuCell(r),
     ]);
     console.log('');
     console.log(markdownTable(head, table));
     if (peer && 'error' in peer) console.log(`\n${PEER}: ${peer.error}`);
+    console.log(loadLine('end'));
   }
   ours.dispose();
   if (peer && !('error' in peer)) peer.dispose();

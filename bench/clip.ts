@@ -19,7 +19,7 @@ import { crossEntropy } from '../src/ops/losses.js';
 import { errorText, type BenchOptions, type CaseResult, type Stat } from './common.js';
 import { imageTower, logitsFlops, sum, textTower, type StepFlops } from './lib/flops.js';
 import {
-  adapterLine, fmt, jsonLineWith, markdownTable, memoryProbe, mib, option, referenceMatmulRate, REFERENCE_MATMUL,
+  adapterLine, fmt, loadLine, jsonLineWith, markdownTable, memoryProbe, mib, option, referenceMatmulRate, REFERENCE_MATMUL,
   relMaxError, statCell, timeSteps, uniform, type MemoryPeak, type StepStat,
 } from './lib/steps.js';
 
@@ -349,8 +349,11 @@ function jsonRow(r: Row): string {
     gflop: p3(flop / 1e9),
     ...(r.c.executed ? { executedGflop: p3(r.c.executed / 1e9) } : {}),
     gflops: gflops === null ? null : p3(gflops),
+    gflopPerCpuS: isStat(t) && t.cpu ? p3(flop / 1e9 / t.cpu) : null,
     matmulGflops: isStat(matmul) ? p3(matmul.median) : null,
+    matmulGflopPerCpuS: isStat(matmul) && matmul.cpu ? p3(matmul.cpu) : null,
     vsMatmul: gflops !== null && isStat(matmul) ? p3(gflops / matmul.median) : null,
+    vsMatmulCpu: isStat(t) && t.cpu && isStat(matmul) && matmul.cpu ? p3(flop / 1e9 / t.cpu / matmul.cpu) : null,
     ...(r.memory ?? {}),
     ...(r.problem ? { problem: r.problem } : {}),
   });
@@ -366,6 +369,7 @@ export async function run(opts: BenchOptions): Promise<void> {
   if (!opts.json) {
     console.log(`# clip: random-weight CLIP workloads; median (min–max) of up to ${opts.repeats} steps after a warm-up step, ${budget} s budget per case`);
     console.log(adapterLine(gpu));
+    console.log(loadLine('start'));
   }
   const tok = await loadClipTokenizer();
   const classes = tokenIds(tok.tokenize(CLASSES.map(coopPrompt)));
@@ -392,7 +396,7 @@ export async function run(opts: BenchOptions): Promise<void> {
     gpu.pool.trim();
   }
   if (opts.json) return;
-  const head = ['case', 'ms / step', 'throughput', 'GFLOP / step', 'GFLOP/s', 'matmul GFLOP/s', '÷ matmul', 'peak live MiB', 'peak alloc MiB'];
+  const head = ['case', 'ms / step', 'throughput', 'GFLOP / step', 'GFLOP/s', 'per CPU-s', 'matmul GFLOP/s', 'matmul per CPU-s', '÷ matmul (wall / CPU)', 'peak live MiB', 'peak alloc MiB'];
   const table = rows.map((r) => {
     const t = r.time;
     const flop = r.c.flops.forward + r.c.flops.backward;
@@ -400,7 +404,9 @@ export async function run(opts: BenchOptions): Promise<void> {
     const name = r.c.note ? `${r.c.name} (${r.c.note})` : r.c.name;
     const matmul = r.matmul;
     const mm = isStat(matmul) ? statCell(matmul) : `n/a (${matmul.error.slice(0, 60)})`;
-    if (!isStat(t)) return [name, `n/a (${t.error.slice(0, 100)})`, '–', fmt(flop / 1e9), '–', mm, '–', '–', '–'];
+    const mmCpu = isStat(matmul) && matmul.cpu ? fmt(matmul.cpu) : '–';
+    if (!isStat(t)) return [name, `n/a (${t.error.slice(0, 100)})`, '–', fmt(flop / 1e9), '–', '–', mm, mmCpu, '–', '–', '–'];
+    const perCpu = t.cpu ? flop / 1e9 / t.cpu : null;
     const throughput = r.c.unit === 'ms/step' ? `${fmt(1 / t.median)} steps/s` : `${fmt(r.c.perStep / t.median)} ${r.c.unit}`;
     return [
       name,
@@ -408,8 +414,10 @@ export async function run(opts: BenchOptions): Promise<void> {
       throughput,
       r.c.executed ? `${fmt(flop / 1e9)} (${fmt(r.c.executed / 1e9)} run)` : fmt(flop / 1e9),
       fmt(gf!),
+      perCpu === null ? '–' : fmt(perCpu),
       mm,
-      isStat(matmul) ? fmt(gf! / matmul.median) : '–',
+      mmCpu,
+      isStat(matmul) ? `${fmt(gf! / matmul.median)} / ${perCpu !== null && matmul.cpu ? fmt(perCpu / matmul.cpu) : '–'}` : '–',
       r.memory ? mib(r.memory.peakLiveBytes) : '–',
       r.memory ? mib(r.memory.peakAllocatedBytes) : '–',
     ];
@@ -418,6 +426,8 @@ export async function run(opts: BenchOptions): Promise<void> {
   console.log(markdownTable(head, table));
   console.log(
     `\nGFLOP counts matrix products only (bench/lib/flops.ts); backward counts dX for frozen linear layers and both operands of the attention products. ` +
-      `matmul = one ${REFERENCE_MATMUL.name} matmul timed right before the case; ÷ matmul = the case's GFLOP/s over that rate. Peaks include the model weights (live before each case: ${rows[0]?.memory ? mib(rows[0].memory.baseLiveBytes) : '?'} MiB).`,
+      `matmul = one ${REFERENCE_MATMUL.name} matmul timed right before the case; ÷ matmul = the case's rate over that rate (wall clock / per CPU-second of the process). ` +
+      `Peaks include the model weights (live before each case: ${rows[0]?.memory ? mib(rows[0].memory.baseLiveBytes) : '?'} MiB).`,
   );
+  console.log(loadLine('end'));
 }

@@ -2,10 +2,11 @@
 // microseconds): step timing with a time budget, device-memory peaks, the same-process matmul
 // reference rate, seeded data, and table/JSON formatting. The microsecond protocol (many calls per
 // sample) lives in ../common.ts; a multi-second step needs no amortising, but it does need a budget.
+import { cpus, loadavg } from 'node:os';
 import type { Gpu } from '../../src/gpu/index.js';
 import { tensor } from '../../src/tensor/tensor.js';
 import { matmul } from '../../src/ops/matmul.js';
-import { jsonLine, timeCalls, rate, type CaseResult, type Stat } from '../common.js';
+import { jsonLine, median, timeCalls, rate, type CaseResult, type Stat } from '../common.js';
 
 export interface StepStat extends Stat {
   /** Seconds of the first (warm-up) step: pipeline compilation and first-use costs included. */
@@ -22,34 +23,38 @@ export interface StepTiming {
   onceOver?: number;
 }
 
-/**
- * Times `step` (encodes one step, returns without waiting) followed by `sync`. One warm-up step,
- * then as many timed samples (one step each) as fit in the budget, at least one and at most
- * `repeats`. Returns seconds per step.
- */
-export async function timeSteps(step: () => void, sync: () => Promise<void>, o: StepTiming): Promise<StepStat> {
-  const budget = o.budget ?? 60;
-  const onceOver = o.onceOver ?? budget;
-  let t0 = performance.now();
-  step();
-  await sync();
-  const warmup = (performance.now() - t0) / 1000;
-  if (warmup > onceOver) return { median: warmup, min: warmup, max: warmup, samples: 1, calls: 1, warmup, once: true };
-  const samples = Math.max(1, Math.min(o.repeats, Math.floor((budget - warmup) / warmup)));
-  const per: number[] = [];
-  for (let s = 0; s < samples; s++) {
-    t0 = performance.now();
-    step();
-    await sync();
-    per.push((performance.now() - t0) / 1000);
-  }
-  return { ...summary(per), calls: 1, warmup, once: false };
-}
-
 export interface Stepper {
+  /** Encodes one step; returns without waiting. */
   step(): void;
   sync(): Promise<void>;
 }
+
+/**
+ * Times `step` followed by `sync`: one warm-up step, then as many timed samples (one step each) as
+ * fit in the budget, at least one and at most `repeats`. Returns seconds per step (and `cpu`:
+ * process CPU seconds per step, llvmpipe's threads included).
+ */
+export async function timeSteps(step: () => void, sync: () => Promise<void>, o: StepTiming): Promise<StepStat> {
+  const [r] = await timeStepsInterleaved([{ step, sync }], o);
+  if (!r || !('median' in r)) throw new Error(r?.error ?? 'no result');
+  return r;
+}
+
+interface Sample {
+  wall: number;
+  cpu: number;
+}
+
+async function timeOne(s: Stepper): Promise<Sample> {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  s.step();
+  await s.sync();
+  const c = process.cpuUsage(c0);
+  return { wall: (performance.now() - t0) / 1000, cpu: (c.user + c.system) / 1e6 };
+}
+
+const message = (e: unknown) => (e instanceof Error ? e.message.split('\n')[0]! : String(e));
 
 /**
  * timeSteps for several implementations of the same step, with their samples interleaved
@@ -59,43 +64,34 @@ export interface Stepper {
 export async function timeStepsInterleaved(list: readonly Stepper[], o: StepTiming): Promise<(StepStat | { error: string })[]> {
   const budget = o.budget ?? 60;
   const onceOver = o.onceOver ?? budget;
-  const warm: (number | { error: string })[] = [];
-  const once = async (s: Stepper) => {
-    const t0 = performance.now();
-    s.step();
-    await s.sync();
-    return (performance.now() - t0) / 1000;
-  };
-  for (const s of list) warm.push(await once(s).catch((e: unknown) => ({ error: e instanceof Error ? e.message.split('\n')[0]! : String(e) })));
-  const active = list.map((_, i) => typeof warm[i] === 'number' && (warm[i] as number) <= onceOver);
-  const warmSum = warm.reduce<number>((a, w, i) => a + (active[i] ? (w as number) : 0), 0);
-  const samples = warmSum ? Math.max(1, Math.min(o.repeats, Math.floor((budget * active.filter(Boolean).length - warmSum) / warmSum))) : 0;
-  const per: number[][] = list.map(() => []);
+  const warm: (Sample | { error: string })[] = [];
+  for (const s of list) warm.push(await timeOne(s).catch((e: unknown) => ({ error: message(e) })));
+  const wallOf = (w: Sample | { error: string }) => ('wall' in w ? w.wall : Infinity);
+  const active = warm.map((w) => wallOf(w) <= onceOver);
+  const warmSum = warm.reduce((a, w, i) => a + (active[i] ? wallOf(w) : 0), 0);
+  const n = active.filter(Boolean).length;
+  const samples = n ? Math.max(1, Math.min(o.repeats, Math.floor((budget * n - warmSum) / warmSum))) : 0;
+  const per: Sample[][] = list.map(() => []);
   const failed: (string | null)[] = list.map(() => null);
   for (let k = 0; k < samples; k++) {
     for (let i = 0; i < list.length; i++) {
       if (!active[i] || failed[i]) continue;
       try {
-        per[i]!.push(await once(list[i]!));
+        per[i]!.push(await timeOne(list[i]!));
       } catch (e) {
-        failed[i] = e instanceof Error ? e.message.split('\n')[0]! : String(e);
+        failed[i] = message(e);
       }
     }
   }
   return list.map((_, i) => {
     const w = warm[i]!;
-    if (typeof w !== 'number') return w;
+    if (!('wall' in w)) return w;
     if (failed[i]) return { error: failed[i]! };
-    if (!active[i]) return { median: w, min: w, max: w, samples: 1, calls: 1, warmup: w, once: true };
-    return { ...summary(per[i]!), calls: 1, warmup: w, once: false };
+    if (!active[i]) return { median: w.wall, min: w.wall, max: w.wall, samples: 1, calls: 1, cpu: w.cpu, warmup: w.wall, once: true };
+    const ps = per[i]!;
+    const wall = ps.map((p) => p.wall);
+    return { median: median(wall), min: Math.min(...wall), max: Math.max(...wall), samples: ps.length, calls: 1, cpu: median(ps.map((p) => p.cpu)), warmup: w.wall, once: false };
   });
-}
-
-function summary(per: number[]): { median: number; min: number; max: number; samples: number } {
-  const sorted = [...per].sort((a, b) => a - b);
-  const n = sorted.length;
-  const median = n % 2 ? sorted[(n - 1) / 2]! : (sorted[n / 2 - 1]! + sorted[n / 2]!) / 2;
-  return { median, min: sorted[0]!, max: sorted[n - 1]!, samples: n };
 }
 
 export interface MemoryPeak {
@@ -124,6 +120,11 @@ export function adapterLine(gpu: Gpu): string {
   return `adapter: ${gpu.kind} (${gpu.info.description || gpu.info.device || gpu.info.vendor}), backend ${gpu.info.backend}, ${gpu.info.featureLevel}`;
 }
 
+/** "load average at start: 5.1 4.8 7.0 on 2 CPUs", as the matmul suite prints it. */
+export function loadLine(when: 'start' | 'end'): string {
+  return `load average at ${when}: ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} CPUs`;
+}
+
 /** Uniform values in [-scale, scale) from a seeded LCG (no Math.random: runs are repeatable). */
 export function uniform(n: number, seed: number, scale = 1): Float32Array {
   let s = (seed * 2654435761) >>> 0;
@@ -146,6 +147,19 @@ export async function referenceMatmulRate(gpu: Gpu, repeats: number): Promise<St
   const a = tensor(uniform(M * K, 11), [M, K], 'f32', gpu);
   const b = tensor(uniform(K * N, 12), [K, N], 'f32', gpu);
   try {
+    // timeCalls expects the caller's warm-up call (compilation, first use), checked here.
+    const c = matmul(a, b);
+    const got = await c.readF32();
+    c.dispose();
+    const ah = uniform(M * K, 11);
+    const bh = uniform(K * N, 12);
+    for (let t = 0; t < 16; t++) {
+      const i = (t * 7919) % M;
+      const j = (t * 104729) % N;
+      let ref = 0;
+      for (let k = 0; k < K; k++) ref += ah[i * K + k]! * bh[k * N + j]!;
+      if (!(Math.abs(ref - got[i * N + j]!) <= 1e-4 * Math.max(1, Math.abs(ref)))) throw new Error(`reference matmul: wrong result at (${i}, ${j})`);
+    }
     const s = await timeCalls(() => matmul(a, b).dispose(), () => gpu.sync(), { repeats });
     return rate(s, (2 * M * N * K) / 1e9);
   } finally {
