@@ -165,13 +165,16 @@ export class ClipModel {
             x = replaceRows(x, promptStart, rows, `vision deep prompts at layer ${l}`);
           }
         }
-        x = residualBlock(x, this.block(`visual.transformer.resblocks.${l}`), {
+        // Per-block scope: a block's intermediates are freed at its end (the tape keeps its own
+        // handles on what backward needs), so a no-grad forward holds about one block at a time.
+        const xin = x;
+        x = tidy(() => residualBlock(xin, this.block(`visual.transformer.resblocks.${l}`), {
           heads: c.heads,
           causal: false,
           act: this.config.activation,
           eps: c.eps,
           kv: o.kvPrompts?.(l) ?? null,
-        });
+        }));
         record(o.trace, `vision.blocks.${l}`, x);
       }
       const clsOut = reshape(slice(x, 1, 0, 1), [b, w]);
@@ -246,13 +249,14 @@ export class ClipModel {
           const rows = o.deepPrompts(l);
           if (rows) x = replaceRows(x, start, rows, `text deep prompts at layer ${l}`);
         }
-        x = residualBlock(x, this.block(`transformer.resblocks.${l}`), {
+        const xin = x;
+        x = tidy(() => residualBlock(xin, this.block(`transformer.resblocks.${l}`), {
           heads: c.heads,
           causal: true,
           act: this.config.activation,
           eps: c.eps,
           kv: o.kvPrompts?.(l) ?? null,
-        });
+        }));
         record(o.trace, `text.blocks.${l}`, x);
       }
       x = layerNorm(x, this.param('ln_final.weight'), this.param('ln_final.bias'), c.eps);
