@@ -89,7 +89,7 @@ export const WORLD_CLIP_SHAPE: WorldClipShape = {
 /** The full recipe (about 2 hours on 2 CPU cores with the software adapter). */
 export const PRETRAIN_DEFAULTS: PretrainOptions = {
   shape: WORLD_CLIP_SHAPE,
-  steps: 2000,
+  steps: 2200,
   batch: 128,
   lr: 1e-3,
   minLr: 1e-5,
