@@ -7,6 +7,7 @@ import { openSafetensors } from '../io/safetensors-node.js';
 import { loadClipCheckpoint, type Activation, type ClipNaming } from './checkpoint.js';
 import { ClipModel } from './model.js';
 import { loadClipTokenizer } from './tokenizer-node.js';
+import { splitCompactVocab, type CompactVocab } from './compact-vocab.js';
 import type { ClipTokenizer } from './tokenizer.js';
 
 export interface LoadedClip {
@@ -16,6 +17,8 @@ export interface LoadedClip {
   /** Human-readable notes for the user (e.g. the activation default). */
   notes: string[];
   weightsFile: string;
+  /** The compact vocabulary of a file that stores only some token rows (the world CLIP), else null. */
+  vocab: CompactVocab | null;
 }
 
 export interface LoadClipOptions {
@@ -41,6 +44,9 @@ export function checkTokenizerFits(tokenizer: ClipTokenizer, model: ClipModel): 
   }
 }
 
+/** Safetensors metadata key in which cliptune's exports record the MLP activation (quick_gelu or gelu). */
+export const ACTIVATION_METADATA_KEY = 'cliptune.activation';
+
 export async function loadClip(gpu: Gpu, path: string, opts: LoadClipOptions = {}): Promise<LoadedClip> {
   let st;
   try {
@@ -65,9 +71,18 @@ export async function loadClip(gpu: Gpu, path: string, opts: LoadClipOptions = {
   }
   const src = await openSafetensors(file);
   try {
-    const ck = await loadClipCheckpoint(src, {
+    // A compact-vocabulary file (token_embedding.token_ids beside a K-row table) reads as an ordinary
+    // checkpoint of K tokens; its tokenizer is wrapped below to emit row numbers.
+    const { source, vocab } = await splitCompactVocab(src, { note: `${file} keeps only the tokens of the texts it was trained on` });
+    // cliptune's own exports record their activation; an explicit option still wins (and a contradiction is an error in the reader).
+    const metaAct = src.metadata[ACTIVATION_METADATA_KEY];
+    if (metaAct !== undefined && metaAct !== 'quick_gelu' && metaAct !== 'gelu') {
+      throw new Error(`${file}: metadata ${ACTIVATION_METADATA_KEY} is "${metaAct}", expected quick_gelu or gelu`);
+    }
+    const activation = opts.activation ?? (metaAct as Activation | undefined);
+    const ck = await loadClipCheckpoint(source, {
       ...(hfConfig ? { hfConfig } : {}),
-      ...(opts.activation ? { activation: opts.activation } : {}),
+      ...(activation ? { activation } : {}),
       ...(opts.heads ? { heads: opts.heads } : {}),
     });
     const notes: string[] = [];
@@ -75,9 +90,10 @@ export async function loadClip(gpu: Gpu, path: string, opts: LoadClipOptions = {
       notes.push(`${file}: no config says which activation the model uses; using QuickGELU (OpenAI's). Pass --act gelu for open_clip models trained with GELU.`);
     }
     // The tokenizer first: a bad --vocab fails before any weights reach the GPU.
-    const tokenizer = await loadClipTokenizer(opts.vocab ?? tokenizerPath);
+    const baseTokenizer = await loadClipTokenizer(opts.vocab ?? tokenizerPath);
+    const tokenizer = vocab ? vocab.wrapTokenizer(baseTokenizer) : baseTokenizer;
     const model = ClipModel.fromTensors(gpu, ck.config, ck.tensors);
-    return { model, tokenizer, naming: ck.naming, notes, weightsFile: file };
+    return { model, tokenizer, naming: ck.naming, notes, weightsFile: file, vocab };
   } finally {
     src.close();
   }

@@ -636,7 +636,7 @@ export async function exportWorldClip(model: ClipModel, vocab: CompactVocab, pat
     entries.set(spec.name, o.dtype === 'f16' ? { dtype: 'F16', shape, data: f32ToF16Bits(data) } : { dtype: 'F32', shape, data });
   }
   if (o.vocab === 'compact') entries.set(COMPACT_IDS_TENSOR, { dtype: 'I32', shape: [vocab.size], data: vocab.ids });
-  await writeSafetensors(path, entries, { format: 'pt', 'cliptune.model': 'world-clip', 'cliptune.vocab': o.vocab, ...(o.metadata ?? {}) });
+  await writeSafetensors(path, entries, { format: 'pt', 'cliptune.model': 'world-clip', 'cliptune.vocab': o.vocab, 'cliptune.activation': 'quick_gelu', ...(o.metadata ?? {}) });
 }
 
 /**
