@@ -23,6 +23,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<(argv: str
     summary: 'evaluate a trained run on a dataset folder (base / novel / all classes)',
     load: async () => (await import('./eval.js')).evalCommand,
   },
+  report: { summary: 'an HTML page and a Markdown summary over trained runs (loss curves, accuracy mean ± std over seeds)', load: async () => (await import('./report.js')).reportCommand },
   tokenize: {
     summary: "print CLIP token ids of texts as JSON arrays",
     load: async () => (await import('./tokenize.js')).tokenizeCommand,
