@@ -12,7 +12,7 @@ import { ReportError, datasetAverages, lossWindows, summarizeRuns, type ClassSet
 import { barChart, escapeXml, lineChart, PALETTE, type BarGroup, type Series } from './report-svg.js';
 import type { OptionValue } from '../adapt/method.js';
 
-export { summarizeRuns, datasetAverages, expandRunDirs, ReportError } from './report-data.js';
+export { summarizeRuns, datasetAverages, expandRunDirs, lossWindows, ReportError } from './report-data.js';
 export type { ReportGroup, RunSummary, RunResult, RunEvaluation, Stat, CrossResult, DatasetAverage, ClassSet, LossPoint } from './report-data.js';
 
 export interface ReportOptions {
