@@ -191,7 +191,7 @@ function groupTitle(g: ReportGroup): string {
 
 function accuracyBars(groups: readonly ReportGroup[]): string {
   const bars: BarGroup[] = groups.map((g) => ({
-    label: `${g.method} ${g.datasetLabel} ${shotsText(g)}`,
+    label: `${g.id.slice(1)}. ${g.method} ${g.datasetLabel} ${shotsText(g)}`,
     bars: [
       ...(g.accuracy.base ? [{ name: 'base', value: g.accuracy.base.mean, err: g.accuracy.base.std }] : []),
       ...(g.accuracy.novel ? [{ name: 'novel', value: g.accuracy.novel.mean, err: g.accuracy.novel.std }] : []),
@@ -224,7 +224,7 @@ export function renderHtml(groups: readonly ReportGroup[], opts: ReportOptions =
   if (t4) p.push('<h2>Other datasets and splits (cliptune eval)</h2>', htmlTable(t4));
   p.push(accuracyBars(groups));
   for (const g of groups) {
-    p.push(`<section id="${g.id}"><h2>${escapeHtml(groupTitle(g))}</h2>`);
+    p.push(`<section id="${g.id}"><h2>${g.id.slice(1)}. ${escapeHtml(groupTitle(g))}</h2>`);
     p.push(`<p class="muted">weights <code>${escapeHtml(g.weights)}</code> (sha256 ${escapeHtml(g.weightsHash.slice(0, 16))}…)<br>data <code>${escapeHtml(g.data)}</code> (${escapeHtml(g.dataset)})<br>options: ${escapeHtml(Object.entries(g.options).map(([k, v]) => `${k}=${fmtOption(v)}${g.given.includes(k) ? '*' : ''}`).join(', ') || 'none')} (* = given)</p>`);
     for (const w of g.warnings) p.push(`<p class="warn">${escapeHtml(w)}</p>`);
     p.push(htmlTable(seedTable(g)));
