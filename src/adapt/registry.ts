@@ -4,12 +4,14 @@ import { ZEROSHOT } from './zeroshot.js';
 import { COOP } from './coop.js';
 import { PROLIP } from './prolip.js';
 import { LINEAR_PROBE } from './linear-probe.js';
+import { DAPT } from './dapt.js';
 
 export const METHODS: Readonly<Record<string, MethodSpec>> = Object.freeze({
   zeroshot: ZEROSHOT,
   coop: COOP,
   prolip: PROLIP,
   'linear-probe': LINEAR_PROBE,
+  dapt: DAPT,
 });
 
 export function methodNames(): string[] {
