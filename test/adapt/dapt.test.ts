@@ -30,6 +30,7 @@ import {
 } from '../../src/adapt/dapt.js';
 import { trainCommand, type TrainIo } from '../../src/cli/train.js';
 import { worldCommand } from '../../src/cli/world.js';
+import { evalCommand } from '../../src/cli/eval.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import { checkOp, randArray, relErr } from '../helpers/parity.js';
 import { interRef, intraRef, jointOtRef } from '../ref/dapt.js';
@@ -424,6 +425,10 @@ test('CLI: `train --method dapt --base-to-novel` on the world CLIP trains (loss 
   assert.equal([runJson.options.otLambda, runJson.options.betaV, runJson.options.betaT, runJson.options.preset], [1, 0.1, 0.1, 'default']);
   const report = JSON.parse(readFileSync(join(a, 'report.json'), 'utf8'));
   assert.equal(report.results.map((x: { classSet: string; total: number }) => [x.classSet, x.total]), [['base', 96], ['novel', 96]]);
+  // `cliptune eval` rebuilds the prompted classifier from the run and reproduces its accuracy.
+  const ev = await quiet(() => evalCommand(['--run', a, '--cache', CACHE, '--classes', 'novel', '--json']));
+  assert.is(ev.value, 0, ev.err);
+  assert.is(JSON.parse(ev.out.trim().split('\n').pop()!).results[0].accuracy, report.results[1].accuracy);
   // Interrupted mid-epoch 2, then resumed.
   const ctl = new AbortController();
   const r2 = await train([...args, '--out', b], { signal: ctl.signal, onStep: (s) => s === 4 && ctl.abort() });
