@@ -49,6 +49,8 @@ A higher IIMM predicts a larger fine-tuning gain and more forgetting.
   --cache DIR    feature cache (default $CLIPTUNE_CACHE or ~/.cache/cliptune/features); --no-cache
   --act A        quick_gelu or gelu when the checkpoint does not say
   --json         print one JSON object instead of text
+
+More in docs/iimm.md.
 `;
 
 class UsageError extends Error {

@@ -57,6 +57,29 @@ function pairwiseIimm(x: ArrayLike<number>, labels: ArrayLike<number>, t: ArrayL
   return { iimm: (inter + intra) / 2, inter, intra, n, classes: c };
 }
 
+/** The closed forms in float64 (O(N·D)): checked against pairwise above, used where pairs are too many. */
+function closedFormIimm(x: ArrayLike<number>, labels: ArrayLike<number>, t: ArrayLike<number>, n: number, c: number, d: number): IimmResult {
+  const X = normalizeRows(x, n, d);
+  const T = normalizeRows(t, c, d);
+  const s = new Float64Array(d);
+  const tsum = new Float64Array(d);
+  let correct = 0;
+  for (let i = 0; i < n; i++) for (let k = 0; k < d; k++) {
+    s[k]! += X[i * d + k]!;
+    correct += X[i * d + k]! * T[labels[i]! * d + k]!;
+  }
+  for (let j = 0; j < c; j++) for (let k = 0; k < d; k++) tsum[k]! += T[j * d + k]!;
+  let ss = 0;
+  let all = 0;
+  for (let k = 0; k < d; k++) {
+    ss += s[k]! * s[k]!;
+    all += s[k]! * tsum[k]!;
+  }
+  const intra = (ss - n) / (n * (n - 1));
+  const inter = (all - correct) / (n * (c - 1));
+  return { iimm: (inter + intra) / 2, inter, intra, n, classes: c };
+}
+
 async function gpuIimm(x: ArrayLike<number>, labels: Int32Array, t: ArrayLike<number>, n: number, c: number, d: number, normalize = true): Promise<IimmResult> {
   const gpu = await getGpu();
   const image = tensor(Float32Array.from(x), [n, d], 'f32', gpu);
@@ -139,7 +162,29 @@ test('GPU closed forms vs float64 pairwise definitions on random inputs (several
       for (const k of ['inter', 'intra'] as const) assert.ok(Math.abs(gotRaw[k] - refRaw[k]) <= 1e-5 * Math.max(1, Math.abs(refRaw[k])), `raw N=${n}: ${k} ${gotRaw[k]} vs ${refRaw[k]}`);
     }
   }
-  console.log(`  iimm: worst |GPU − float64 pairwise| over ${cases.length} cases ${worst.toExponential(2)}`);
+  // Larger N: the float64 closed form (equal to the pairwise one on the cases above) is the reference.
+  for (const [n, d, c] of [[20011, 64, 48], [65537, 8, 3]] as const) {
+    const x = randArray(n * d, n, -1, 1).map((v) => v + 0.3);
+    const t = randArray(c * d, c, -1, 1);
+    const labels = Int32Array.from(randArray(n, 5, 0, c), (v) => Math.min(c - 1, Math.floor(v)));
+    const ref = closedFormIimm(x, labels, t, n, c, d);
+    const got = await gpuIimm(x, labels, t, n, c, d);
+    for (const k of ['inter', 'intra', 'iimm'] as const) {
+      const err = Math.abs(got[k] - ref[k]);
+      worst = Math.max(worst, err);
+      assert.ok(err <= 1e-5, `N=${n} D=${d} C=${c}: ${k} ${got[k]} vs ${ref[k]} (|Δ| ${err.toExponential(2)})`);
+    }
+  }
+  // The float64 closed form agrees with the pairwise definition (so it is a fair reference above).
+  {
+    const x = randArray(300 * 7, 1, -1, 1).map((v) => v + 0.3);
+    const t = randArray(4 * 7, 2);
+    const labels = Int32Array.from(randArray(300, 3, 0, 4), (v) => Math.min(3, Math.floor(v)));
+    const a = closedFormIimm(x, labels, t, 300, 4, 7);
+    const b = pairwiseIimm(x, labels, t, 300, 4, 7);
+    assert.ok(Math.abs(a.inter - b.inter) < 1e-12 && Math.abs(a.intra - b.intra) < 1e-12);
+  }
+  console.log(`  iimm: worst |GPU − float64 reference| over ${cases.length + 2} cases ${worst.toExponential(2)}`);
 });
 
 test('chunked accumulation equals one pass; repeated runs are bit-identical', async () => {
