@@ -4,12 +4,17 @@ import { ZEROSHOT } from './zeroshot.js';
 import { COOP } from './coop.js';
 import { PROLIP } from './prolip.js';
 import { LINEAR_PROBE } from './linear-probe.js';
+import { IVLP, VPT } from './ivlp.js';
+import { PROMPT_OT } from './prompt-ot.js';
 
 export const METHODS: Readonly<Record<string, MethodSpec>> = Object.freeze({
   zeroshot: ZEROSHOT,
   coop: COOP,
   prolip: PROLIP,
   'linear-probe': LINEAR_PROBE,
+  ivlp: IVLP,
+  vpt: VPT,
+  'prompt-ot': PROMPT_OT,
 });
 
 export function methodNames(): string[] {
