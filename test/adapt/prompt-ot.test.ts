@@ -187,6 +187,19 @@ test('prompt-ot with lambda 0: CE only (no OT term, no frozen pass), same CE as 
   clearTape();
 });
 
+test('prompt-ot with --ot-solver sinkhorn: the step logs plan entropy and off-diagonal mass, and the summary says so', async () => {
+  const { gpu, model, tokenizer } = await tinySetup();
+  const env = tinyEnv(gpu, model, tokenizer);
+  const m = (await createMethod(PROMPT_OT, env, { otSolver: 'sinkhorn', otEpsilon: 0.1, otIterations: 20 })) as DeepPromptMethod;
+  const run = await runSteps(m, tinyBatch(4), 2, LR);
+  assert.equal(Object.keys(run.terms[0]!), ['ce', 'ot', 'ot_entropy', 'ot_offdiag']);
+  for (const t of run.terms) assert.ok(t.ot_entropy! >= Math.log(4) - 1e-4 && t.ot_entropy! <= 2 * Math.log(4) + 1e-4, `entropy ${t.ot_entropy}`);
+  assert.match((await (m.regulariser as PromptOtRegulariser).summary())!, /mean plan entropy [\d.]+/);
+  m.dispose();
+  model.dispose();
+  clearTape();
+});
+
 test('prompt-ot defaults (methods.md 5.a, 5.c): 4+4 tokens, depth 12, lambda 10, eta 0.5, SGD 0.005, warm-up 1e-4, batch 4, 40-epoch cosine evaluated at 30', () => {
   const d = PROMPT_OT.defaults({ shots: 16, datasetName: 'X', baseToNovel: true });
   assert.equal(
