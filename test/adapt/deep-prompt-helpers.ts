@@ -67,6 +67,8 @@ export interface StepRun {
   terms: Record<string, number>[];
   /** Per learned tensor: max |grad| after the first step's backward. */
   firstGrad: Map<string, number>;
+  /** Live device bytes after each step (steady from the second step on: nothing leaks). */
+  live: number[];
 }
 
 /** `steps` optimiser steps on the same batch, as the loop runs them (step, backward, afterBackward, SGD). */
@@ -76,6 +78,7 @@ export async function runSteps(m: AdaptMethod, batch: unknown, steps: number, lr
   const losses: number[] = [];
   const terms: Record<string, number>[] = [];
   const firstGrad = new Map<string, number>();
+  const live: number[] = [];
   for (let s = 0; s < steps; s++) {
     const out = tidy(() => m.step(batch, { epoch: 0, stepInEpoch: s, globalStep: s, rng: epochRng(0, s) }));
     out.loss.backward();
@@ -96,9 +99,10 @@ export async function runSteps(m: AdaptMethod, batch: unknown, steps: number, lr
     for (const t of owned) t.dispose();
     opt.step();
     opt.zeroGrad();
+    live.push(m.params.values().next().value!.gpu.pool.snapshot().liveBytes);
   }
   opt.dispose();
-  return { losses, terms, firstGrad };
+  return { losses, terms, firstGrad, live };
 }
 
 // ---- CLI end to end on the shipped world CLIP ----

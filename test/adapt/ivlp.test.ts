@@ -143,6 +143,7 @@ test('ivlp on a tiny CLIP: every prompt tensor gets a gradient, frozen weights b
   assert.equal([...m.params.keys()], ['text.ctx', 'text.deep.1', 'text.deep.2', 'vision.ctx', 'vision.deep.1', 'vision.deep.2'], 'depth 9 clamped to 3');
   const run = await runSteps(m, tinyBatch(4), 5, LR);
   for (const [k, g] of run.firstGrad) assert.ok(g > 0, `${k}: first-step gradient max |g| = ${g}`);
+  assert.ok(run.live.slice(1).every((b) => b === run.live[1]), `device bytes after each step ${run.live.join(', ')}`);
   assert.ok(run.losses[4]! < run.losses[0]! - 1e-3, `loss ${run.losses.map((v) => v.toFixed(4)).join(' -> ')}`);
   const after = await snapshot(model);
   for (const [k, v] of before) assert.equal(after.get(k), v, `frozen ${k} changed`);
@@ -202,6 +203,7 @@ test('vpt on a tiny CLIP: vision prompts only (text frozen "a photo of a {}."), 
   assert.equal(m.params.get('vision.ctx')!.shape, [8, DEEP_TINY.image.width]);
   const run = await runSteps(m, tinyBatch(4), 5, LR);
   for (const [k, g] of run.firstGrad) assert.ok(g > 0, `${k}: first-step gradient max |g| = ${g}`);
+  assert.ok(run.live.slice(1).every((b) => b === run.live[1]), `device bytes after each step ${run.live.join(', ')}`);
   assert.ok(run.losses[4]! < run.losses[0]!, `loss ${run.losses.map((v) => v.toFixed(4)).join(' -> ')}`);
   const after = await snapshot(model);
   for (const [k, v] of before) assert.equal(after.get(k), v, `frozen ${k} changed`);

@@ -150,6 +150,7 @@ test('prompt-ot on a tiny CLIP: every prompt tensor gets a gradient, frozen weig
   assert.equal([...m.params.keys()], ['text.ctx', 'text.deep.1', 'text.deep.2', 'vision.ctx', 'vision.deep.1', 'vision.deep.2']);
   const run = await runSteps(m, tinyBatch(4), 6, LR);
   for (const [k, g] of run.firstGrad) assert.ok(g > 0, `${k}: first-step gradient max |g| = ${g}`);
+  assert.ok(run.live.slice(1).every((b) => b === run.live[1]), `device bytes after each step ${run.live.join(', ')}`);
   assert.equal(Object.keys(run.terms[0]!), ['ce', 'ot', 'ot_nonidentity']);
   for (const t of run.terms) assert.ok(Math.abs(t.ce! + 10 * t.ot! - run.losses[run.terms.indexOf(t)]!) < 1e-4 * (1 + t.ce!), 'loss = ce + 10 ot');
   assert.ok(run.losses[5]! < run.losses[0]! - 1e-3, `loss ${run.losses.map((v) => v.toFixed(4)).join(' -> ')}`);
