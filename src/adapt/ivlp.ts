@@ -301,7 +301,10 @@ export const IVLP: MethodSpec = {
     batchSize: 4,
     ...DASSL_SGD,
   }),
-  validate: validateSchedule,
+  validate: (opts) => {
+    validateSchedule(opts);
+    if (!opts.textDepth && !opts.visionDepth) throw new MethodOptionError('ivlp: --text-depth and --vision-depth are both 0: nothing to learn');
+  },
   create: (opts) => new DeepPromptMethod({ name: 'ivlp', options: opts }),
 };
 

@@ -225,6 +225,8 @@ test('ivlp and vpt defaults (methods.md 4.4 PromptSRC IVLP config, 4.3 MaPLe-rep
   const v = VPT.defaults(ctx);
   assert.equal([v.visionTokens, v.visionDepth, v.lr, v.epochs, v.batchSize], [8, 12, 0.0025, 5, 4]);
   assert.not.ok(VPT.options.some((o) => o.key === 'textDepth'));
+  assert.throws(() => IVLP.validate!({ ...i, textDepth: 0, visionDepth: 0 }, ctx), /nothing to learn/);
+  assert.throws(() => IVLP.validate!({ ...i, scheduleEpochs: 10 }, ctx), /--schedule-epochs 10 must be 0 or >= --epochs 20/);
   assert.is(METHODS.ivlp, IVLP);
   assert.is(METHODS.vpt, VPT);
 });
