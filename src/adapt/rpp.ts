@@ -40,18 +40,16 @@ import { crossEntropy, klDiv } from '../ops/losses.js';
 import { concat, slice } from '../ops/shape.js';
 import { indexSelect } from '../ops/index-ops.js';
 import { sum } from '../ops/reduce.js';
-import { SGD, type Optimizer } from '../nn/optim.js';
-import { dasslCosineSchedule } from '../nn/schedule.js';
+import type { Optimizer } from '../nn/optim.js';
 import { replaceRows } from '../nn/tokens.js';
 import type { KvOverride } from '../nn/transformer.js';
 import type { ClipModel, VisionOptions } from '../clip/model.js';
 import type { ClipTokenizer } from '../clip/tokenizer.js';
 import { ChunkedEncoder } from '../clip/chunked.js';
 import { Rng } from '../clip/rng.js';
-import { DASSL_RRC_SCALE } from '../clip/augment.js';
-import { DecodeMemo } from '../train/features.js';
 import { composeLoss, MethodOptionError, type AdaptMethod, type Classifier, type DefaultsContext, type LossTerm, type MethodEnv, type MethodSpec, type OptionSpec, type OptionValue, type StepContext, type StepOutput, type TrainPlan } from './method.js';
-import { dasslStepsPerEpoch, finalizeInitFrom, gaussian, imageBatches, initTokens, planCoopPrompts, type PromptPlan } from './coop.js';
+import { finalizeInitFrom, gaussian, initTokens, planCoopPrompts, type PromptPlan } from './coop.js';
+import { DASSL_SGD_OPTIONS, DasslRecipe, SGD_LR_OPTION, chunkedText, dasslRecipeOptions, sameClasses, wordEmbeddings, type ImageBatch } from './prompt-common.js';
 import { resolveTemplates } from './zeroshot.js';
 import { initTensor, readInitSource } from './init-from.js';
 import { DeepPrompts, planDeepTextPrompts } from './deep-prompts.js';
@@ -296,13 +294,7 @@ export function distillationLoss(student: Tensor, teacher: Tensor, tau: number):
 // ---------------------------------------------------------------------------------------------
 // The method
 
-interface RppBatch {
-  pixels: Float32Array;
-  labels: Int32Array;
-  count: number;
-}
-
-export class RppMethod implements AdaptMethod<RppBatch> {
+export class RppMethod implements AdaptMethod<ImageBatch> {
   readonly name = 'rpp';
   readonly params = new Map<string, Tensor>();
   readonly caches = ['teacher class text features (frozen zero-shot model, teacher template)', 'pre-projection test features (test transform), at evaluation'];
@@ -313,11 +305,12 @@ export class RppMethod implements AdaptMethod<RppBatch> {
   /** Teacher weights [C, E] (normalised), when α > 0. */
   private teacher: Tensor | null = null;
   private logitScale = 100;
-  private lrTable: number[] = [];
   private sampleK = 0;
-  private readonly decode = new DecodeMemo().decode;
+  private readonly recipe: DasslRecipe;
 
-  constructor(readonly options: Readonly<Record<string, OptionValue>>) {}
+  constructor(readonly options: Readonly<Record<string, OptionValue>>) {
+    this.recipe = new DasslRecipe(dasslRecipeOptions(options));
+  }
 
   private get o() {
     const o = this.options;
@@ -328,14 +321,7 @@ export class RppMethod implements AdaptMethod<RppBatch> {
       tau: o.tau as number,
       sampleClasses: o.sampleClasses as number,
       teacherTemplate: o.teacherTemplate as string,
-      epochs: o.epochs as number,
-      lr: o.lr as number,
-      batch: o.batchSize as number,
       chunk: o.textChunk as number,
-      momentum: o.momentum as number,
-      weightDecay: o.weightDecay as number,
-      warmupEpochs: o.warmupEpochs as number,
-      warmupLr: o.warmupLr as number,
       initFrom: (o.initFrom as string) ?? '',
       deep: o.variant === 'deep',
     };
@@ -379,10 +365,7 @@ export class RppMethod implements AdaptMethod<RppBatch> {
     // q, k and v start equal: the init words' embeddings, else one N(0, 0.02) draw.
     let init: Float32Array;
     if (o.init) {
-      const ids = Int32Array.from(initTokens(tokenizer, o.init));
-      const e = noGrad(() => model.tokenEmbeddings({ ids, rows: 1, length: ids.length }));
-      init = (await e.read()) as Float32Array;
-      e.dispose();
+      init = await wordEmbeddings(model, initTokens(tokenizer, o.init));
     } else {
       init = gaussian(new Rng(`cliptune-rpp-ctx\u0001${env.seed}`), o.nCtx * W, 0.02);
     }
@@ -413,29 +396,26 @@ export class RppMethod implements AdaptMethod<RppBatch> {
       const templates = resolveTemplates(o.teacherTemplate, env.datasetName, 'rpp');
       this.teacher = keep(tensor(await env.features.textWeights(env.classnames, templates), [C, model.config.embedDim], 'f32', env.gpu));
     }
-    this.lrTable = dasslCosineSchedule({ baseLr: o.lr, maxEpoch: o.epochs, warmupEpochs: o.warmupEpochs, warmupType: 'constant', warmupLr: o.warmupLr });
   }
 
   plan(): TrainPlan {
-    const n = this.env?.train.length ?? 0;
-    return { epochs: this.o.epochs, stepsPerEpoch: dasslStepsPerEpoch(n, this.o.batch), imagesPerStep: Math.min(n, this.o.batch) };
+    return this.recipe.plan(this.env?.train.length ?? 0);
   }
 
   createOptimizer(): Optimizer {
-    const o = this.o;
-    return new SGD([...this.params.values()], { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
+    return this.recipe.optimizer(this.params.values());
   }
 
   learningRate(epoch: number): number {
-    return this.lrTable[epoch] ?? this.lrTable[this.lrTable.length - 1]!;
+    return this.recipe.learningRate(epoch);
   }
 
-  batches(epoch: number, startStep: number): AsyncIterable<RppBatch> {
+  batches(epoch: number, startStep: number): AsyncIterable<ImageBatch> {
     const env = this.env!;
-    return imageBatches(env.train, { seed: env.seed, epoch, startStep, batch: this.o.batch, size: env.model.config.image.resolution, scale: DASSL_RRC_SCALE, decode: this.decode });
+    return this.recipe.batches(env.train, env.seed, env.model.config.image.resolution, epoch, startStep);
   }
 
-  step(b: RppBatch, ctx: StepContext): StepOutput {
+  step(b: ImageBatch, ctx: StepContext): StepOutput {
     const env = this.env!;
     const { model, gpu } = env;
     const o = this.o;
@@ -450,15 +430,8 @@ export class RppMethod implements AdaptMethod<RppBatch> {
     // the teacher's (f⁰(x), methods.md 9.3(b)) when it is.
     const img0 = !vision || o.alpha > 0 ? noGrad(() => l2normalize(model.encodeImage(pixels).embeds)) : null;
     const img = vision ? l2normalize(model.encodeImage(pixels, rppVisionOptions(model, vision)).embeds) : img0!;
-    let text: Tensor;
-    let afterBackward: (() => void) | undefined;
-    if (classes.length > o.chunk) {
-      const enc = new ChunkedEncoder((s, e) => this.prompts!.encode(classes.slice(s, e), vecs), classes.length, o.chunk);
-      text = keep(enc.forward());
-      afterBackward = () => enc.backward();
-    } else {
-      text = this.prompts!.encode(classes, vecs);
-    }
+    const chunked = classes.length > o.chunk ? new ChunkedEncoder((s, e) => this.prompts!.encode(classes.slice(s, e), vecs), classes.length, o.chunk) : null;
+    const { text, afterBackward } = chunkedText(chunked, () => this.prompts!.encode(classes, vecs));
     const full = scaleBy(matmul(img, l2normalize(text), { transB: true }), this.logitScale);
     const student = sample ? sampledLogits(full, sample) : full;
     const labels = tensor(sample ? new Int32Array(b.count) : b.labels, [b.count], 'i32', gpu);
@@ -482,7 +455,7 @@ export class RppMethod implements AdaptMethod<RppBatch> {
 
   async classifier(classnames: readonly string[], env: MethodEnv): Promise<Classifier> {
     const vecs = this.vectors();
-    const same = this.prompts && classnames.length === env.classnames.length && classnames.every((c, i) => c === env.classnames[i]);
+    const same = this.prompts && sameClasses(classnames, env.classnames);
     const mine = this.prompts!;
     const prompts = same ? mine : this.deepSlots ? RppTextPrompts.deep(env.model, env.tokenizer, classnames, mine.nCtx, this.o.init) : new RppTextPrompts(env.model, env.tokenizer, classnames, this.o.nCtx, this.o.init);
     const text = keep(prompts.encodeAllNoGrad(vecs, Math.min(this.o.chunk, classnames.length)));
@@ -517,13 +490,8 @@ export const RPP: MethodSpec = {
     { key: 'sampleClasses', flag: 'sample-classes', type: 'int', min: 0, help: 'POMP class sampling: the batch\'s classes + K-1 sampled negatives per step (0: all classes; POMP uses 1000)' },
     { key: 'teacherTemplate', flag: 'teacher-template', type: 'string', help: 'the teacher\'s class prompts: "single" ("a photo of a {}."), "dataset", "ensemble", or templates with {} separated by |' },
     { key: 'epochs', flag: 'epochs', type: 'int', min: 1, help: 'training epochs (POMP: 5 for M = 4)' },
-    { key: 'lr', flag: 'lr', type: 'float', min: 0, exclusiveMin: true, help: 'SGD learning rate (Dassl cosine, stepped per epoch)' },
-    { key: 'batchSize', flag: 'batch-size', type: 'int', min: 1, help: 'images per step' },
-    { key: 'momentum', flag: 'momentum', type: 'float', min: 0, help: 'SGD momentum' },
-    { key: 'weightDecay', flag: 'weight-decay', type: 'float', min: 0, help: 'SGD weight decay' },
-    { key: 'warmupEpochs', flag: 'warmup-epochs', type: 'int', min: 0, help: 'constant warm-up epochs' },
-    { key: 'warmupLr', flag: 'warmup-lr', type: 'float', min: 0, help: 'learning rate of the warm-up epochs' },
-    { key: 'textChunk', flag: 'text-chunk', type: 'int', min: 1, help: 'classes per text-encoder chunk (bounds memory; the backward re-runs chunks)' },
+    SGD_LR_OPTION,
+    ...DASSL_SGD_OPTIONS,
     { key: 'initFrom', flag: 'init-from', type: 'string', help: 'shallow: start from an RPP run\'s q/k/v prompts or a CoOp run\'s context (q = k = v); M follows that run unless --n-ctx is given' },
     ...DEEP_SLOT_OPTIONS,
   ],

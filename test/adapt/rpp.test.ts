@@ -13,7 +13,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getGpu } from '../../src/gpu/index.js';
-import { tensor, tidy, type Tensor } from '../../src/tensor/tensor.js';
+import { tensor, tidy } from '../../src/tensor/tensor.js';
 import { noGrad } from '../../src/autograd/tape.js';
 import { attention } from '../../src/ops/attention.js';
 import { crossEntropy } from '../../src/ops/losses.js';
@@ -27,14 +27,13 @@ import { Rng } from '../../src/clip/rng.js';
 import { RPP, RppTextPrompts, distillationLoss, sampleClasses, sampledLogits, MASKED_LOGIT } from '../../src/adapt/rpp.js';
 import { zeroShotWeights } from '../../src/adapt/zeroshot.js';
 import { MethodOptionError, type MethodEnv } from '../../src/adapt/method.js';
-import { trainCommand, type TrainIo } from '../../src/cli/train.js';
-import { loadCheckpoint } from '../../src/train/checkpoint.js';
+import type { TrainIo } from '../../src/cli/train.js';
 import { writeWorldDataset } from '../../src/data/world/write-node.js';
 import { assertClose, checkOp, randArray, relErr } from '../helpers/parity.js';
 import { R } from '../ref/core.js';
 import { crossEntropy as crossEntropyRef, klDiv as klDivRef } from '../ref/losses.js';
 import { residualBlockRef, rppLossRef, sampledLogitsRef, type BlockRef } from '../ref/rpp.js';
-import { TINY_CONFIG, removeDir, tempDir } from '../train/helpers.js';
+import { TINY_CONFIG, checkpointParams, cliTrain, logLines, removeDir, tempDir } from '../train/helpers.js';
 import { IVLP } from '../../src/adapt/ivlp.js';
 import { createMethod, runSteps, snapshot, tinyBatch, tinyEnv as deepTinyEnv, tinySetup } from './deep-prompt-helpers.js';
 
@@ -355,27 +354,8 @@ const WORLD_WEIGHTS = join(process.cwd(), 'weights', 'world-clip.safetensors');
 const DATA = join(root, 'world');
 const CACHE = join(root, 'cache');
 
-async function quiet<T>(fn: () => Promise<T>): Promise<{ value: T; out: string; err: string }> {
-  const o = process.stdout.write.bind(process.stdout);
-  const e = process.stderr.write.bind(process.stderr);
-  let out = '';
-  let err = '';
-  process.stdout.write = ((s: string | Uint8Array) => ((out += String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => ((err += String(s)), true)) as typeof process.stderr.write;
-  try {
-    return { value: await fn(), out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
-}
-
-const train = (args: string[], io: TrainIo = {}) => quiet(() => trainCommand([...args, '--cache', CACHE, '--quiet'], { progress: null, ...io }));
-
-async function params(run: string): Promise<Map<string, number[]>> {
-  const ck = await loadCheckpoint(join(run, 'checkpoint.safetensors'));
-  return new Map([...ck.tensors].filter(([k]) => k.startsWith('param.')).map(([k, v]) => [k, Array.from(v.data)]));
-}
+const train = (args: string[], io: TrainIo = {}) => cliTrain(args, CACHE, io);
+const params = checkpointParams;
 
 test.after(() => removeDir(root));
 
@@ -391,8 +371,7 @@ test('world CLIP: rpp --base-to-novel trains, resumes bit-identically; coop --in
   assert.is(r1.value, 0, r1.err);
   assert.match(r1.out, /test base: accuracy/);
   assert.match(r1.out, /test novel: accuracy/);
-  const log = readFileSync(join(a, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  const steps = log.filter((l) => l.type === 'step');
+  const steps = logLines(a).filter((l) => l.type === 'step') as Record<string, number>[];
   assert.is(steps.length, 6, '96 images / batch 32 = 3 steps x 2 epochs');
   for (const s of steps) assert.ok(Number.isFinite(s.ce) && Number.isFinite(s.kd) && Math.abs(s.loss - (s.ce + 0.5 * s.kd)) < 1e-4, `loss = ce + alpha kd at step ${s.step}`);
   const ctl = new AbortController();
