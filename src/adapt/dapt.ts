@@ -29,9 +29,9 @@ import { Rng } from '../clip/rng.js';
 import { DASSL_RRC_SCALE } from '../clip/augment.js';
 import { PromptBank, planCoopPrompts, classPromptText, gaussian, coopEpochs, type CoopPromptOptions } from './coop.js';
 import { vptUniformBound } from './deep-prompts.js';
-import { promptOtTerm } from './prompt-ot.js';
+import { otRunSummary, promptOtTerm } from './prompt-ot.js';
 import { DASSL_SGD_OPTIONS, DasslRecipe, chunkedText, dasslRecipeOptions, type ImageBatch } from './prompt-common.js';
-import { composeLoss, MethodOptionError, type AdaptMethod, type Classifier, type DefaultsContext, type LossTerm, type MethodEnv, type MethodSpec, type OptionValue, type StepContext, type StepOutput, type TrainPlan, type ViewSpec } from './method.js';
+import { composeLoss, MethodOptionError, type AdaptMethod, type Classifier, type DefaultsContext, type LossTerm, type MethodEnv, type MethodSpec, type OptionValue, type StepContext, type StepOutput, type StepRecord, type TrainPlan, type ViewSpec } from './method.js';
 
 // ---------------------------------------------------------------------------------------------
 // The dispersion losses (separate pieces other methods can compose)
@@ -263,6 +263,11 @@ export class DaptMethod implements AdaptMethod<ImageBatch> {
     // DAPT's log key for the exact plan's non-identity flag (Prompt-OT's is ot_nonidentity).
     if (otNonIdentity) out.terms.ot_non_identity = otNonIdentity;
     return { loss: out.loss, terms: out.terms, afterBackward };
+  }
+
+  /** With --ot-lambda: the share of steps whose exact OT plan was not the identity, over the whole run. */
+  summarizeRun(steps: readonly StepRecord[]): Record<string, number> | null {
+    return this.o.otLambda > 0 ? otRunSummary(steps, 'exact', 'ot_non_identity') : null;
   }
 
   async classifier(classnames: readonly string[], env: MethodEnv): Promise<Classifier> {

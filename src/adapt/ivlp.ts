@@ -34,6 +34,7 @@ import {
   type OptionValue,
   type StepContext,
   type StepOutput,
+  type StepRecord,
   type TrainPlan,
 } from './method.js';
 
@@ -64,6 +65,8 @@ export interface DeepPromptRegulariser {
   terms(s: DeepPromptStep): { terms: LossTerm[]; logs?: Record<string, Tensor> };
   /** A line for the user on what happened so far (stats), or null. */
   summary?(): Promise<string | null>;
+  /** Run-level figures for the report (AdaptMethod.summarizeRun). */
+  summarizeRun?(steps: readonly StepRecord[]): Record<string, number> | null;
   dispose(): void;
 }
 
@@ -188,6 +191,10 @@ export class DeepPromptMethod implements AdaptMethod<ImageBatch> {
     const extra = this.regulariser.terms({ pixels, labels, labelsHost: b.labels, image, text, logitScale: this.logitScale_, ctx });
     const { loss, terms } = composeLoss([{ name: 'ce', weight: 1, value: ce }, ...extra.terms]);
     return { loss, terms: { ...terms, ...(extra.logs ?? {}) }, afterBackward };
+  }
+
+  summarizeRun(steps: readonly StepRecord[]): Record<string, number> | null {
+    return this.regulariser?.summarizeRun?.(steps) ?? null;
   }
 
   async classifier(classnames: readonly string[], env: MethodEnv): Promise<Classifier> {

@@ -408,6 +408,7 @@ test('CLI: `train --method dapt --base-to-novel` on the world CLIP trains (loss 
   const runJson = JSON.parse(readFileSync(join(a, 'run.json'), 'utf8'));
   assert.equal([runJson.options.otLambda, runJson.options.betaV, runJson.options.betaT, runJson.options.preset], [1, 0.1, 0.1, 'default']);
   const report = JSON.parse(readFileSync(join(a, 'report.json'), 'utf8'));
+  assert.equal(report.methodSummary, { otSteps: 6, otNonIdentityFraction: steps.reduce((x, s) => x + s.ot_non_identity!, 0) / 6 });
   assert.equal(report.results.map((x: { classSet: string; total: number }) => [x.classSet, x.total]), [['base', 96], ['novel', 96]]);
   // `cliptune eval` rebuilds the prompted classifier from the run and reproduces its accuracy.
   const ev = await quiet(() => evalCommand(['--run', a, '--cache', CACHE, '--classes', 'novel', '--json']));
