@@ -21,16 +21,15 @@ import { l2normalize } from '../ops/distance.js';
 import { crossEntropy } from '../ops/losses.js';
 import { concat, reshape, slice } from '../ops/shape.js';
 import { embedding } from '../ops/index-ops.js';
-import type { Optimizer } from '../nn/optim.js';
 import { ClipModel } from '../clip/model.js';
 import type { ClipTokenizer } from '../clip/tokenizer.js';
 import { ChunkedEncoder } from '../clip/chunked.js';
 import { Rng } from '../clip/rng.js';
 import { promptClassname } from '../data/datasets.js';
-import type { AdaptMethod, Classifier, DefaultsContext, MethodEnv, MethodSpec, OptionValue, StepContext, StepOutput, TrainPlan } from './method.js';
+import type { AdaptMethod, Classifier, DefaultsContext, MethodEnv, MethodSpec, OptionValue, StepContext, StepOutput } from './method.js';
 import { MethodOptionError } from './method.js';
 import { initRunCtxCount, initTensor, readInitSource } from './init-from.js';
-import { DASSL_SGD_OPTIONS, DasslRecipe, SGD_LR_OPTION, chunkedText, dasslRecipeOptions, sameClasses, wordEmbeddings, type ImageBatch } from './prompt-common.js';
+import { DASSL_SGD_OPTIONS, DasslPromptMethod, SGD_LR_OPTION, chunkedText, sameClasses, wordEmbeddings, type ImageBatch } from './prompt-common.js';
 
 export type ClassTokenPosition = 'end' | 'middle' | 'front';
 
@@ -184,19 +183,13 @@ export class PromptBank {
 // Dassl's batching moved to prompt-common.ts (shared by the prompt methods); re-exported for callers.
 export { dasslStepsPerEpoch, shuffledOrder, epochRng, imageBatches } from './prompt-common.js';
 
-export class CoopMethod implements AdaptMethod<ImageBatch> {
+export class CoopMethod extends DasslPromptMethod implements AdaptMethod<ImageBatch> {
   readonly name = 'coop';
   readonly params = new Map<string, Tensor>();
   readonly caches = ['frozen token embeddings of the class prompts (memory)', 'pre-projection test features (test transform), at evaluation'];
-  private env: MethodEnv | null = null;
   private bank: PromptBank | null = null;
   private chunked: ChunkedEncoder | null = null;
   private logitScale = 100;
-  private readonly recipe: DasslRecipe;
-
-  constructor(readonly options: Readonly<Record<string, OptionValue>>) {
-    this.recipe = new DasslRecipe(dasslRecipeOptions(options));
-  }
 
   private get o() {
     const o = this.options;
@@ -243,23 +236,6 @@ export class CoopMethod implements AdaptMethod<ImageBatch> {
     this.params.set('ctx', ctx);
     this.logitScale = await noGrad(() => model.logitScale()).item();
     if (this.bank.chunks.length > 1) this.chunked = new ChunkedEncoder((s) => this.bank!.encode(ctx, s / this.bank!.chunk), C, this.bank.chunk);
-  }
-
-  plan(): TrainPlan {
-    return this.recipe.plan(this.env?.train.length ?? 0);
-  }
-
-  createOptimizer(): Optimizer {
-    return this.recipe.optimizer(this.params.values());
-  }
-
-  learningRate(epoch: number): number {
-    return this.recipe.learningRate(epoch);
-  }
-
-  batches(epoch: number, startStep: number): AsyncIterable<ImageBatch> {
-    const env = this.env!;
-    return this.recipe.batches(env.train, env.seed, env.model.config.image.resolution, epoch, startStep);
   }
 
   step(b: ImageBatch, _ctx: StepContext): StepOutput {

@@ -23,15 +23,14 @@ import { l2normalize, pairwiseSqDist } from '../ops/distance.js';
 import { crossEntropy, mse } from '../ops/losses.js';
 import { sum } from '../ops/reduce.js';
 import { indexSelect } from '../ops/index-ops.js';
-import type { Optimizer } from '../nn/optim.js';
 import { ChunkedEncoder } from '../clip/chunked.js';
 import { Rng } from '../clip/rng.js';
 import { DASSL_RRC_SCALE } from '../clip/augment.js';
 import { PromptBank, planCoopPrompts, classPromptText, gaussian, coopEpochs, type CoopPromptOptions } from './coop.js';
 import { vptUniformBound } from './deep-prompts.js';
 import { otRunSummary, promptOtTerm } from './prompt-ot.js';
-import { DASSL_SGD_OPTIONS, DasslRecipe, chunkedText, dasslRecipeOptions, type ImageBatch } from './prompt-common.js';
-import { composeLoss, MethodOptionError, type AdaptMethod, type Classifier, type DefaultsContext, type LossTerm, type MethodEnv, type MethodSpec, type OptionValue, type StepContext, type StepOutput, type StepRecord, type TrainPlan, type ViewSpec } from './method.js';
+import { DASSL_SGD_OPTIONS, DasslPromptMethod, chunkedText, type ImageBatch } from './prompt-common.js';
+import { composeLoss, MethodOptionError, type AdaptMethod, type Classifier, type DefaultsContext, type LossTerm, type MethodEnv, type MethodSpec, type OptionValue, type StepContext, type StepOutput, type StepRecord, type ViewSpec } from './method.js';
 
 // ---------------------------------------------------------------------------------------------
 // The dispersion losses (separate pieces other methods can compose)
@@ -135,20 +134,18 @@ export function uniformInit(rng: Rng, n: number, bound: number): Float32Array {
 // ---------------------------------------------------------------------------------------------
 // The method
 
-export class DaptMethod implements AdaptMethod<ImageBatch> {
+export class DaptMethod extends DasslPromptMethod implements AdaptMethod<ImageBatch> {
   readonly name = 'dapt';
   readonly params = new Map<string, Tensor>();
   readonly caches: string[];
-  private env: MethodEnv | null = null;
   private bank: PromptBank | null = null;
   private chunked: ChunkedEncoder | null = null;
   private prototypes: Tensor | null = null;
   private frozenText: Tensor | null = null;
   private logitScale = 100;
-  private readonly recipe: DasslRecipe;
 
-  constructor(readonly options: Readonly<Record<string, OptionValue>>) {
-    this.recipe = new DasslRecipe(dasslRecipeOptions(options));
+  constructor(options: Readonly<Record<string, OptionValue>>) {
+    super(options);
     this.caches = [
       `class prototypes: frozen image features of one augmented view (RandomResizedCrop ${DASSL_RRC_SCALE.join('-')} + flip) per training image, per seed`,
       'frozen token embeddings of the class prompts (memory)',
@@ -214,24 +211,6 @@ export class DaptMethod implements AdaptMethod<ImageBatch> {
       this.prototypes = keep(tensor(classPrototypes(normalised, Int32Array.from(env.train, (it) => it.label), C, E), [C, E], 'f32', gpu));
     }
     if (o.otLambda > 0) this.frozenText = keep(tensor(await env.features.textWeights(env.classnames, ['a photo of a {}.']), [C, E], 'f32', gpu));
-  }
-
-  plan(): TrainPlan {
-    return this.recipe.plan(this.env?.train.length ?? 0);
-  }
-
-  /** One SGD over both prompt sets (DAPT's single optimiser over the prompt learner). */
-  createOptimizer(): Optimizer {
-    return this.recipe.optimizer(this.params.values());
-  }
-
-  learningRate(epoch: number): number {
-    return this.recipe.learningRate(epoch);
-  }
-
-  batches(epoch: number, startStep: number): AsyncIterable<ImageBatch> {
-    const env = this.env!;
-    return this.recipe.batches(env.train, env.seed, env.model.config.image.resolution, epoch, startStep);
   }
 
   step(b: ImageBatch, _ctx: StepContext): StepOutput {

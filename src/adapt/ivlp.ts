@@ -18,7 +18,7 @@ import { crossEntropy } from '../ops/losses.js';
 import type { Optimizer } from '../nn/optim.js';
 import { ChunkedEncoder } from '../clip/chunked.js';
 import type { PromptBank } from './coop.js';
-import { DASSL_SGD_OPTIONS, DasslRecipe, SGD_LR_OPTION, chunkedText, dasslRecipeOptions, sameClasses, type ImageBatch } from './prompt-common.js';
+import { DASSL_SGD_OPTIONS, DasslPromptMethod, SGD_LR_OPTION, chunkedText, sameClasses, type ImageBatch } from './prompt-common.js';
 import { zeroShotWeights } from './zeroshot.js';
 import { DeepPrompts, type DeepPromptConfig, type VisionPromptInit } from './deep-prompts.js';
 import {
@@ -35,7 +35,6 @@ import {
   type StepContext,
   type StepOutput,
   type StepRecord,
-  type TrainPlan,
 } from './method.js';
 
 /** The template of an unprompted text tower (VPT), and Prompt-OT's frozen text (template 0). */
@@ -86,29 +85,25 @@ export function deepPromptConfig(o: Readonly<Record<string, OptionValue>>): Deep
   };
 }
 
-export class DeepPromptMethod implements AdaptMethod<ImageBatch> {
+export class DeepPromptMethod extends DasslPromptMethod implements AdaptMethod<ImageBatch> {
   readonly name: string;
-  readonly options: Readonly<Record<string, OptionValue>>;
   readonly params = new Map<string, Tensor>();
   readonly caches: string[];
   readonly regulariser: DeepPromptRegulariser | null;
   private readonly fixed: Readonly<Record<string, OptionValue>>;
-  private env: MethodEnv | null = null;
   private prompts_: DeepPrompts | null = null;
   private bank: PromptBank | null = null;
   private chunked: ChunkedEncoder | null = null;
   /** Frozen class features when the text tower is not prompted. */
   private frozenText: Tensor | null = null;
   private logitScale_ = 100;
-  private readonly recipe: DasslRecipe;
 
   constructor(c: DeepPromptMethodConfig) {
+    super(c.options);
     this.name = c.name;
-    this.options = c.options;
     this.regulariser = c.regulariser ?? null;
     this.fixed = c.fixed ?? {};
     this.caches = ['frozen token embeddings of the class prompts (memory)', ...(this.regulariser?.caches ?? [])];
-    this.recipe = new DasslRecipe(dasslRecipeOptions(this.options));
   }
 
   get prompts(): DeepPrompts {
@@ -146,22 +141,9 @@ export class DeepPromptMethod implements AdaptMethod<ImageBatch> {
     if (this.regulariser && env.purpose === 'train') await this.regulariser.prepare(env, this);
   }
 
-  plan(): TrainPlan {
-    return this.recipe.plan(this.env?.train.length ?? 0);
-  }
-
-  createOptimizer(): Optimizer {
+  override createOptimizer(): Optimizer {
     if (!this.params.size) throw new MethodOptionError(`${this.name}: nothing to learn (both prompt depths are 0)`);
-    return this.recipe.optimizer(this.params.values());
-  }
-
-  learningRate(epoch: number): number {
-    return this.recipe.learningRate(epoch);
-  }
-
-  batches(epoch: number, startStep: number): AsyncIterable<ImageBatch> {
-    const env = this.env!;
-    return this.recipe.batches(env.train, env.seed, env.model.config.image.resolution, epoch, startStep);
+    return super.createOptimizer();
   }
 
   /** Normalised adapted image features [B, E] of pixels (on the tape when the vision tower is prompted). */

@@ -13,7 +13,7 @@ import { DecodeMemo } from '../train/features.js';
 import { Rng } from '../clip/rng.js';
 import type { RgbImage } from '../clip/rgb-image.js';
 import { ImageLoader } from '../data/loader-node.js';
-import type { ImageItem, OptionSpec, OptionValue, TrainPlan } from './method.js';
+import type { ImageItem, MethodEnv, OptionSpec, OptionValue, TrainPlan } from './method.js';
 
 /** A batch of augmented training images. */
 export interface ImageBatch {
@@ -119,6 +119,38 @@ export class DasslRecipe {
   /** Augmented views (RandomResizedCrop 0.08-1 + flip) of one epoch from batch `startStep` on, decided by (seed, epoch). */
   batches(train: readonly ImageItem[], seed: number, size: number, epoch: number, startStep: number): AsyncIterable<ImageBatch> {
     return imageBatches(train, { seed, epoch, startStep, batch: this.o.batch, size, scale: DASSL_RRC_SCALE, decode: this.decode });
+  }
+}
+
+/**
+ * A prompt method trained with the Dassl recipe: plan, optimiser, learning rate and batches come
+ * from its options; subclasses set `env` in prepare() and fill `params`.
+ */
+export abstract class DasslPromptMethod {
+  abstract readonly params: ReadonlyMap<string, Tensor>;
+  protected env: MethodEnv | null = null;
+  protected readonly recipe: DasslRecipe;
+
+  constructor(readonly options: Readonly<Record<string, OptionValue>>) {
+    this.recipe = new DasslRecipe(dasslRecipeOptions(options));
+  }
+
+  plan(): TrainPlan {
+    return this.recipe.plan(this.env?.train.length ?? 0);
+  }
+
+  /** One SGD over every learned tensor. */
+  createOptimizer(): Optimizer {
+    return this.recipe.optimizer(this.params.values());
+  }
+
+  learningRate(epoch: number): number {
+    return this.recipe.learningRate(epoch);
+  }
+
+  batches(epoch: number, startStep: number): AsyncIterable<ImageBatch> {
+    const env = this.env!;
+    return this.recipe.batches(env.train, env.seed, env.model.config.image.resolution, epoch, startStep);
   }
 }
 

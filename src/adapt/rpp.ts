@@ -40,16 +40,15 @@ import { crossEntropy, klDiv } from '../ops/losses.js';
 import { concat, slice } from '../ops/shape.js';
 import { indexSelect } from '../ops/index-ops.js';
 import { sum } from '../ops/reduce.js';
-import type { Optimizer } from '../nn/optim.js';
 import { replaceRows } from '../nn/tokens.js';
 import type { KvOverride } from '../nn/transformer.js';
 import type { ClipModel, VisionOptions } from '../clip/model.js';
 import type { ClipTokenizer } from '../clip/tokenizer.js';
 import { ChunkedEncoder } from '../clip/chunked.js';
 import { Rng } from '../clip/rng.js';
-import { composeLoss, MethodOptionError, type AdaptMethod, type Classifier, type DefaultsContext, type LossTerm, type MethodEnv, type MethodSpec, type OptionSpec, type OptionValue, type StepContext, type StepOutput, type TrainPlan } from './method.js';
+import { composeLoss, MethodOptionError, type AdaptMethod, type Classifier, type DefaultsContext, type LossTerm, type MethodEnv, type MethodSpec, type OptionSpec, type StepContext, type StepOutput } from './method.js';
 import { finalizeInitFrom, gaussian, initTokens, planCoopPrompts, type PromptPlan } from './coop.js';
-import { DASSL_SGD_OPTIONS, DasslRecipe, SGD_LR_OPTION, chunkedText, dasslRecipeOptions, sameClasses, wordEmbeddings, type ImageBatch } from './prompt-common.js';
+import { DASSL_SGD_OPTIONS, DasslPromptMethod, SGD_LR_OPTION, chunkedText, sameClasses, wordEmbeddings, type ImageBatch } from './prompt-common.js';
 import { resolveTemplates } from './zeroshot.js';
 import { initTensor, readInitSource } from './init-from.js';
 import { DeepPrompts, planDeepTextPrompts } from './deep-prompts.js';
@@ -294,11 +293,10 @@ export function distillationLoss(student: Tensor, teacher: Tensor, tau: number):
 // ---------------------------------------------------------------------------------------------
 // The method
 
-export class RppMethod implements AdaptMethod<ImageBatch> {
+export class RppMethod extends DasslPromptMethod implements AdaptMethod<ImageBatch> {
   readonly name = 'rpp';
   readonly params = new Map<string, Tensor>();
   readonly caches = ['teacher class text features (frozen zero-shot model, teacher template)', 'pre-projection test features (test transform), at evaluation'];
-  private env: MethodEnv | null = null;
   private prompts: RppTextPrompts | null = null;
   /** Deep variant: the text and vision slots (vision null when that tower is not prompted). */
   private deepSlots: { text: RppSlots; vision: RppSlots | null } | null = null;
@@ -306,11 +304,6 @@ export class RppMethod implements AdaptMethod<ImageBatch> {
   private teacher: Tensor | null = null;
   private logitScale = 100;
   private sampleK = 0;
-  private readonly recipe: DasslRecipe;
-
-  constructor(readonly options: Readonly<Record<string, OptionValue>>) {
-    this.recipe = new DasslRecipe(dasslRecipeOptions(options));
-  }
 
   private get o() {
     const o = this.options;
@@ -396,23 +389,6 @@ export class RppMethod implements AdaptMethod<ImageBatch> {
       const templates = resolveTemplates(o.teacherTemplate, env.datasetName, 'rpp');
       this.teacher = keep(tensor(await env.features.textWeights(env.classnames, templates), [C, model.config.embedDim], 'f32', env.gpu));
     }
-  }
-
-  plan(): TrainPlan {
-    return this.recipe.plan(this.env?.train.length ?? 0);
-  }
-
-  createOptimizer(): Optimizer {
-    return this.recipe.optimizer(this.params.values());
-  }
-
-  learningRate(epoch: number): number {
-    return this.recipe.learningRate(epoch);
-  }
-
-  batches(epoch: number, startStep: number): AsyncIterable<ImageBatch> {
-    const env = this.env!;
-    return this.recipe.batches(env.train, env.seed, env.model.config.image.resolution, epoch, startStep);
   }
 
   step(b: ImageBatch, ctx: StepContext): StepOutput {
