@@ -29,7 +29,7 @@ import { promptClassname } from '../data/datasets.js';
 import type { AdaptMethod, Classifier, DefaultsContext, MethodEnv, MethodSpec, OptionValue, StepContext, StepOutput } from './method.js';
 import { MethodOptionError } from './method.js';
 import { initRunCtxCount, initTensor, readInitSource } from './init-from.js';
-import { DASSL_SGD_OPTIONS, DasslPromptMethod, SGD_LR_OPTION, chunkedText, sameClasses, wordEmbeddings, type ImageBatch } from './prompt-common.js';
+import { DASSL_SGD_DEFAULTS, DASSL_SGD_OPTIONS, DasslPromptMethod, SGD_LR_OPTION, chunkedText, sameClasses, wordEmbeddings, type ImageBatch } from './prompt-common.js';
 
 export type ClassTokenPosition = 'end' | 'middle' | 'front';
 
@@ -341,11 +341,7 @@ export const COOP: MethodSpec = {
     epochs: coopEpochs(ctx.shots, ctx.datasetName),
     lr: 0.002,
     batchSize: 32,
-    momentum: 0.9,
-    weightDecay: 5e-4,
-    warmupEpochs: 1,
-    warmupLr: 1e-5,
-    textChunk: 128,
+    ...DASSL_SGD_DEFAULTS,
     initFrom: '',
   }),
   finalize: (opts, given) => {

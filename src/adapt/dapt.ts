@@ -29,7 +29,7 @@ import { DASSL_RRC_SCALE } from '../clip/augment.js';
 import { PromptBank, planCoopPrompts, classPromptText, gaussian, coopEpochs, type CoopPromptOptions } from './coop.js';
 import { vptUniformBound } from './deep-prompts.js';
 import { otRunSummary, promptOtTerm } from './prompt-ot.js';
-import { DASSL_SGD_OPTIONS, DasslPromptMethod, chunkedText, type ImageBatch } from './prompt-common.js';
+import { DASSL_SGD_DEFAULTS, DASSL_SGD_OPTIONS, DasslPromptMethod, chunkedText, type ImageBatch } from './prompt-common.js';
 import { composeLoss, MethodOptionError, type AdaptMethod, type Classifier, type DefaultsContext, type LossTerm, type MethodEnv, type MethodSpec, type OptionValue, type StepContext, type StepOutput, type StepRecord, type ViewSpec } from './method.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -299,11 +299,7 @@ export const DAPT: MethodSpec = {
       otLambda: 0,
       epochs: coopEpochs(ctx.shots, ctx.datasetName),
       batchSize: 32,
-      momentum: 0.9,
-      weightDecay: 5e-4,
-      warmupEpochs: 1,
-      warmupLr: 1e-5,
-      textChunk: 128,
+      ...DASSL_SGD_DEFAULTS,
     };
   },
   finalize: (opts, given) => {

@@ -18,7 +18,7 @@ import { crossEntropy } from '../ops/losses.js';
 import type { Optimizer } from '../nn/optim.js';
 import { ChunkedEncoder } from '../clip/chunked.js';
 import type { PromptBank } from './coop.js';
-import { DASSL_SGD_OPTIONS, DasslPromptMethod, SGD_LR_OPTION, chunkedText, sameClasses, type ImageBatch } from './prompt-common.js';
+import { DASSL_SGD_DEFAULTS, DASSL_SGD_OPTIONS, DasslPromptMethod, SGD_LR_OPTION, chunkedText, sameClasses, type ImageBatch } from './prompt-common.js';
 import { zeroShotWeights } from './zeroshot.js';
 import { DeepPrompts, type DeepPromptConfig, type VisionPromptInit } from './deep-prompts.js';
 import {
@@ -238,7 +238,7 @@ const TRAIN_OPTIONS: readonly OptionSpec[] = [
 
 export const DEEP_PROMPT_OPTIONS: readonly OptionSpec[] = [...TEXT_OPTIONS, ...VISION_OPTIONS, ...TRAIN_OPTIONS];
 
-const DASSL_SGD = { momentum: 0.9, weightDecay: 5e-4, warmupEpochs: 1, warmupLr: 1e-5, textChunk: 128, scheduleEpochs: 0 } as const;
+const DASSL_SGD = { ...DASSL_SGD_DEFAULTS, scheduleEpochs: 0 } as const;
 
 export function validateSchedule(opts: Record<string, OptionValue>): void {
   const s = opts.scheduleEpochs as number;

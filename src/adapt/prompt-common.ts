@@ -177,6 +177,9 @@ export function sameClasses(a: readonly string[], b: readonly string[]): boolean
   return a.length === b.length && a.every((c, i) => c === b[i]);
 }
 
+/** CoOp's Dassl configuration of the recipe's remaining options (momentum, weight decay, one constant warm-up epoch at 1e-5) and the text chunk. */
+export const DASSL_SGD_DEFAULTS = { momentum: 0.9, weightDecay: 5e-4, warmupEpochs: 1, warmupLr: 1e-5, textChunk: 128 } as const;
+
 /** The SGD learning-rate option as CoOp, RPP and the deep-prompt methods state it. */
 export const SGD_LR_OPTION: OptionSpec = { key: 'lr', flag: 'lr', type: 'float', min: 0, exclusiveMin: true, help: 'SGD learning rate (Dassl cosine, stepped per epoch)' };
 

@@ -48,7 +48,7 @@ import { ChunkedEncoder } from '../clip/chunked.js';
 import { Rng } from '../clip/rng.js';
 import { composeLoss, MethodOptionError, type AdaptMethod, type Classifier, type DefaultsContext, type LossTerm, type MethodEnv, type MethodSpec, type OptionSpec, type StepContext, type StepOutput } from './method.js';
 import { finalizeInitFrom, gaussian, initTokens, planCoopPrompts, type PromptPlan } from './coop.js';
-import { DASSL_SGD_OPTIONS, DasslPromptMethod, SGD_LR_OPTION, chunkedText, sameClasses, wordEmbeddings, type ImageBatch } from './prompt-common.js';
+import { DASSL_SGD_DEFAULTS, DASSL_SGD_OPTIONS, DasslPromptMethod, SGD_LR_OPTION, chunkedText, sameClasses, wordEmbeddings, type ImageBatch } from './prompt-common.js';
 import { resolveTemplates } from './zeroshot.js';
 import { initTensor, readInitSource } from './init-from.js';
 import { DeepPrompts, planDeepTextPrompts } from './deep-prompts.js';
@@ -482,11 +482,7 @@ export const RPP: MethodSpec = {
     epochs: 5,
     lr: 0.002,
     batchSize: 32,
-    momentum: 0.9,
-    weightDecay: 5e-4,
-    warmupEpochs: 1,
-    warmupLr: 1e-5,
-    textChunk: 128,
+    ...DASSL_SGD_DEFAULTS,
     initFrom: '',
     // The deep variant's slots: IVLP's configuration (PromptSRC's 4+4 tokens, depth 9).
     textTokens: 4,
