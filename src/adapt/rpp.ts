@@ -452,11 +452,13 @@ export class RppMethod extends DasslPromptMethod implements AdaptMethod<ImageBat
 }
 
 /** The deep variant's slot options (IVLP's flags). */
-const DEEP_SLOT_OPTIONS: readonly OptionSpec[] = DEEP_PROMPT_OPTIONS.filter((d) => ['textTokens', 'textDepth', 'visionTokens', 'visionDepth', 'visionInit'].includes(d.key)).map((d) => ({ ...d, help: `deep: ${d.help}` }));
+const DEEP_SLOT_OPTIONS: readonly OptionSpec[] = DEEP_PROMPT_OPTIONS.filter((d) => ['textTokens', 'textDepth', 'visionTokens', 'visionDepth', 'visionInit'].includes(d.key)).map((d) =>
+  d.key === 'textDepth' ? { ...d, min: 1, help: 'deep: prompted text layers J_t, layer 0 included (clamped to the model)' } : { ...d, help: `deep: ${d.help}` },
+);
 
 export const RPP: MethodSpec = {
   name: 'rpp',
-  summary: 'RPP: unshared query/key/value text prompts, soft labels from the zero-shot teacher, POMP class sampling',
+  summary: 'RPP: unshared query/key/value prompts (shallow text, or --variant deep on IVLP\'s text and vision slots), soft labels from the zero-shot teacher, POMP class sampling',
   options: [
     { key: 'variant', flag: 'variant', type: 'string', choices: ['shallow', 'deep'], help: 'shallow: M text slots at layer 0 (POMP-compatible); deep: IVLP\'s text and vision slots with key/value vectors at every prompted layer' },
     { key: 'nCtx', flag: 'n-ctx', type: 'int', min: 1, help: 'shallow: number of prompt slots M (each with a query, key and value vector)' },
