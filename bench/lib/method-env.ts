@@ -1,0 +1,212 @@
+// A synthetic training environment for timing adaptation methods (src/adapt) outside the CLI: a
+// model (random weights of a CLIP_CONFIGS shape, or the shipped world CLIP), a small world dataset
+// written to a temporary folder at the model's resolution (real image files, so methods that read
+// pixels go through their own loader and augmentation), and a FeatureSource that returns seeded
+// random features instead of encoding images (what methods cache is not what these suites time).
+// `methodStepper` runs one training step exactly as src/train/loop.ts does, minus the readback.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Gpu } from '../../src/gpu/index.js';
+import { keep, tensor, tidy, type Tensor } from '../../src/tensor/tensor.js';
+import { clearTape, noGrad } from '../../src/autograd/tape.js';
+import { add, square } from '../../src/ops/elementwise.js';
+import { sum } from '../../src/ops/reduce.js';
+import { concat, reshape } from '../../src/ops/shape.js';
+import { ClipModel } from '../../src/clip/model.js';
+import { CLIP_CONFIGS, randomClipWeights } from '../../src/clip/configs.js';
+import { loadClipTokenizer } from '../../src/clip/tokenizer-node.js';
+import { loadClip } from '../../src/clip/load-node.js';
+import type { ClipTokenizer } from '../../src/clip/tokenizer.js';
+import { Rng } from '../../src/clip/rng.js';
+import { writeWorldDataset } from '../../src/data/world/write-node.js';
+import { openDataset } from '../../src/train/data.js';
+import type { AdaptMethod, DefaultsContext, FeatureSource, ImageItem, MethodEnv, MethodSpec, OptionValue, ViewSpec } from '../../src/adapt/method.js';
+import type { Optimizer } from '../../src/nn/optim.js';
+import { uniform, type Stepper } from './steps.js';
+
+export interface BenchModel {
+  /** "ViT-B/32 (random weights)" or "world CLIP (weights/world-clip.safetensors)". */
+  label: string;
+  model: ClipModel;
+  tokenizer: ClipTokenizer;
+}
+
+/** `name` is a CLIP_CONFIGS key (random weights, seed 0, OpenAI vocabulary) or "world" (the shipped checkpoint). */
+export async function benchModel(gpu: Gpu, name: string, root: string): Promise<BenchModel> {
+  if (name === 'world') {
+    const path = join(root, 'weights', 'world-clip.safetensors');
+    const l = await loadClip(gpu, path);
+    return { label: 'world CLIP (weights/world-clip.safetensors)', model: l.model, tokenizer: l.tokenizer };
+  }
+  const cfg = CLIP_CONFIGS[name];
+  if (!cfg) throw new Error(`unknown config "${name}" (known: world, ${Object.keys(CLIP_CONFIGS).join(', ')})`);
+  const tokenizer = await loadClipTokenizer();
+  return { label: `${name} (random weights)`, model: ClipModel.fromTensors(gpu, cfg, randomClipWeights(cfg, 0)), tokenizer };
+}
+
+/** Seeded random features in place of encoded images (the methods only need their shapes). */
+export class SyntheticFeatures implements FeatureSource {
+  constructor(readonly width: number, readonly embedDim: number) {}
+
+  async pooled(items: readonly ImageItem[], view: ViewSpec): Promise<Float32Array> {
+    return uniform(items.length * this.width, view.mode === 'test' ? 7 : 100 + view.view);
+  }
+
+  async textWeights(classnames: readonly string[]): Promise<Float32Array> {
+    const e = this.embedDim;
+    const w = uniform(classnames.length * e, 9);
+    for (let c = 0; c < classnames.length; c++) {
+      let n = 0;
+      for (let i = 0; i < e; i++) n += w[c * e + i]! ** 2;
+      const s = 1 / Math.sqrt(n);
+      for (let i = 0; i < e; i++) w[c * e + i]! *= s;
+    }
+    return w;
+  }
+}
+
+export interface WorldFolder {
+  dir: string;
+  classnames: string[];
+  train: ImageItem[];
+  dispose(): void;
+}
+
+/** `classes` world classes with `perClass` training images each, written at `size` px to a temporary folder. */
+export async function worldFolder(classes: number, perClass: number, size: number): Promise<WorldFolder> {
+  const dir = mkdtempSync(join(tmpdir(), 'cliptune-bench-world-'));
+  try {
+    await writeWorldDataset({ out: dir, classes: Array.from({ length: classes }, (_, i) => i), counts: { train: perClass, val: 1, test: 1 }, size, seed: 0, force: true });
+    const ds = await openDataset(dir);
+    return { dir, classnames: [...ds.classnames], train: ds.train.map((d) => ({ impath: d.impath, label: d.label })), dispose: () => rmSync(dir, { recursive: true, force: true }) };
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+export function benchEnv(gpu: Gpu, m: BenchModel, classnames: readonly string[], train: readonly ImageItem[], shots: number): MethodEnv {
+  return {
+    gpu,
+    model: m.model,
+    tokenizer: m.tokenizer,
+    datasetName: 'World',
+    classnames,
+    train,
+    val: null,
+    shots,
+    seed: 1,
+    features: new SyntheticFeatures(m.model.config.image.width, m.model.config.embedDim),
+    purpose: 'train',
+    log: (msg) => process.stderr.write(`    ${msg}\n`),
+  };
+}
+
+/** The method's official defaults for `ctx`, with `overrides` applied as if given on the command line. */
+export function methodOptions(spec: MethodSpec, ctx: DefaultsContext, overrides: Record<string, OptionValue>): Record<string, OptionValue> {
+  const opts = spec.defaults(ctx);
+  for (const [k, v] of Object.entries(overrides)) {
+    if (!spec.options.some((o) => o.key === k)) throw new Error(`${spec.name} has no option "${k}"`);
+    opts[k] = v;
+  }
+  spec.finalize?.(opts, new Set(Object.keys(overrides)));
+  spec.validate?.(opts, ctx);
+  return opts;
+}
+
+export interface PreparedMethod {
+  method: AdaptMethod;
+  optimizer: Optimizer;
+  stepper: Stepper;
+  /** Images (or cached feature rows) in the timed batch. */
+  batchSize: number;
+  /** The last step's stats on the device: [loss, named terms..., Σ grad²]. */
+  lastStats(): Tensor | null;
+  dispose(): void;
+}
+
+/**
+ * Creates and prepares a method, takes the first batch of epoch 0 (decoded and augmented once;
+ * every timed step reuses it, so host-side image loading is not in the step time) and returns a
+ * stepper that runs the loop's step: the method's loss in a tidy scope, backward, afterBackward,
+ * the loop's per-step stats (loss, named terms, Σ grad²) kept on the device, the optimiser step
+ * and zeroGrad. Throws if the method has nothing to train by steps.
+ */
+export async function prepareMethod(spec: MethodSpec, opts: Record<string, OptionValue>, ctx: DefaultsContext, env: MethodEnv): Promise<PreparedMethod> {
+  const method = spec.create(opts, ctx);
+  try {
+    await method.prepare(env);
+    const plan = method.plan();
+    const params = [...method.params.values()];
+    if (!params.length || plan.epochs * plan.stepsPerEpoch === 0) throw new Error(`${spec.name} has no training steps`);
+    const optimizer = method.createOptimizer();
+    optimizer.setLr(method.learningRate(0, 0, 0));
+    let batch: unknown = undefined;
+    for await (const b of method.batches(0, 0)) {
+      batch = b;
+      break;
+    }
+    if (batch === undefined) throw new Error(`${spec.name}: epoch 0 has no batch`);
+    let globalStep = 0;
+    let lastStats: Tensor | null = null;
+    const stepper: Stepper = {
+      step() {
+        const ctxStep = { epoch: 0, stepInEpoch: 0, globalStep, rng: new Rng(`cliptune-step\u0001${env.seed}\u0001${globalStep}`) };
+        globalStep++;
+        const out = tidy(() => method.step(batch, ctxStep));
+        const owned = [out.loss, ...Object.values(out.terms ?? {})];
+        try {
+          out.loss.backward();
+          out.afterBackward?.();
+        } catch (e) {
+          clearTape();
+          for (const t of owned) t.dispose();
+          throw e;
+        }
+        const stats = noGrad(() =>
+          tidy(() => {
+            let g: Tensor | null = null;
+            for (const p of params) {
+              if (!p.grad) continue;
+              const s = sum(square(p.grad));
+              g = g ? add(g, s) : s;
+            }
+            return keep(concat([reshape(out.loss, [1]), ...Object.values(out.terms ?? {}).map((t) => reshape(t, [1])), g ? reshape(g, [1]) : tensor([0], [1], 'f32', env.gpu)], 0));
+          }),
+        );
+        for (const t of owned) t.dispose();
+        optimizer.step();
+        optimizer.zeroGrad();
+        lastStats?.dispose();
+        lastStats = stats;
+      },
+      sync: () => env.gpu.sync(),
+    };
+    return {
+      method,
+      optimizer,
+      stepper,
+      batchSize: plan.imagesPerStep,
+      lastStats: () => lastStats,
+      dispose() {
+        lastStats?.dispose();
+        lastStats = null;
+        optimizer.dispose();
+        method.dispose();
+      },
+    };
+  } catch (e) {
+    method.dispose();
+    throw e;
+  }
+}
+
+/** Reads the last step's stats and says what is not finite (null when all are). */
+export async function checkLastStep(p: PreparedMethod): Promise<string | null> {
+  const t = p.lastStats();
+  if (!t) return 'no step ran';
+  const v = (await t.read()) as Float32Array;
+  const bad = [...v].findIndex((x) => !Number.isFinite(x));
+  return bad < 0 ? null : `step stats entry ${bad} is ${v[bad]} (0 = loss, last = Σ grad²)`;
+}
