@@ -100,14 +100,16 @@ function share(r: Row): number | null {
 
 function jsonRow(r: Row, config: string): string {
   const ms = (s: StepStat | { error: string } | null) => (isStat(s) ? Number((s.median * 1e3).toPrecision(4)) : null);
-  const ours = isStat(r.on) ? { ...r.on, median: r.on.median * 1e3, min: r.on.min * 1e3, max: r.on.max * 1e3 } : r.on ?? { error: r.note ?? 'not run' };
-  const cr: CaseResult = { suite: 'methods', case: `${r.method} ${config} batch ${r.batch}`, unit: 'ms/step', ours, peers: {} };
+  // Stat.cpu holds CPU seconds per step here, not a rate: reported as cpuSecondsPerStep instead.
+  const ours = isStat(r.on) ? { ...r.on, median: r.on.median * 1e3, min: r.on.min * 1e3, max: r.on.max * 1e3, cpu: undefined } : r.on ?? { error: r.note ?? 'not run' };
+  const cr: CaseResult = { suite: 'methods', case: r.batch ? `${r.method} ${config} batch ${r.batch}` : `${r.method} (skipped)`, unit: 'ms/step', ours, peers: {} };
   const sh = share(r);
   return jsonLineWith(cr, {
     method: r.method,
     batch: r.batch,
     msPerStep: ms(r.on),
     msPerStepTermsOff: ms(r.off),
+    cpuSecondsPerStep: isStat(r.on) && r.on.cpu ? Number(r.on.cpu.toPrecision(3)) : null,
     ...(r.off && !isStat(r.off) ? { termsOffError: r.off.error } : {}),
     ownTermsShare: sh === null ? null : Number(sh.toPrecision(3)),
     samples: isStat(r.on) ? r.on.samples : 0,

@@ -12,7 +12,7 @@
 // run). The W warm-up steps (pipeline compilation) are left out; the median of the next N
 // intervals is reported.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getGpu } from '../src/gpu/index.js';
 import { ClipModel } from '../src/clip/model.js';
@@ -66,6 +66,7 @@ export async function run(opts: BenchOptions): Promise<void> {
     if (!opts.json) process.stderr.write(`  ${m}\n`);
   };
   const loadStart = loadLine('start');
+  const loadStartAvg = loadavg().map((x) => Number(x.toFixed(2)));
   if (!opts.json) {
     console.log(`# pretrain: world CLIP pretraining steps (src/train/pretrain.ts, batch ${batch}); median of ${steps} step intervals after ${warmup} warm-up steps`);
     console.log(adapterLine(gpu));
@@ -145,7 +146,7 @@ export async function run(opts: BenchOptions): Promise<void> {
       vsMatmul: p3(gflops / ceil),
       matmul: [...before.shapes.map((s) => ({ when: 'before', shape: s.shape.name, gflops: 'median' in s.rate ? p3(s.rate.median) : null })), ...after.shapes.map((s) => ({ when: 'after', shape: s.shape.name, gflops: 'median' in s.rate ? p3(s.rate.median) : null }))],
       pretrainThroughput: result.throughput,
-      loadAverage: [loadStart, loadEnd],
+      loadAverage: { start: loadStartAvg, end: loadavg().map((x) => Number(x.toFixed(2))) },
     }));
     return;
   }

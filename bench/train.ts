@@ -85,7 +85,8 @@ function jsonRow(r: Row): string {
   const flop = r.c.flops.forward + r.c.flops.backward;
   const gflops = isStat(t) ? flop / 1e9 / t.median : null;
   const p3 = (x: number) => Number(x.toPrecision(3));
-  const ours: Stat | { error: string } = isStat(t) ? { ...t, median: t.median * 1e3, min: t.min * 1e3, max: t.max * 1e3 } : t;
+  // Stat.cpu holds CPU seconds per step here, not a rate: reported as gflopPerCpuS instead.
+  const ours: Stat | { error: string } = isStat(t) ? { ...t, median: t.median * 1e3, min: t.min * 1e3, max: t.max * 1e3, cpu: undefined } : t;
   const cr: CaseResult = { suite: 'train', case: r.c.name, unit: 'ms/step', ours, peers: {} };
   return jsonLineWith(cr, {
     stepsPerSec: isStat(t) ? p3(1 / t.median) : null,
