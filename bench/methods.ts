@@ -12,8 +12,8 @@ import { getGpu, type Gpu } from '../src/gpu/index.js';
 import { METHODS } from '../src/adapt/registry.js';
 import type { DefaultsContext, MethodSpec, OptionValue } from '../src/adapt/method.js';
 import { errorText, type BenchOptions, type CaseResult } from './common.js';
-import { benchEnv, benchModel, checkLastStep, methodOptions, prepareMethod, worldFolder, type BenchModel, type PreparedMethod, type WorldFolder } from './lib/method-env.js';
-import { adapterLine, fmt, jsonLineWith, loadLine, markdownTable, mib, option, statCell, timeStepsInterleaved, type StepStat } from './lib/steps.js';
+import { benchEnv, benchModel, checkLastStep, methodOptions, prepareMethod, timeVariants, worldFolder, type BenchModel, type PreparedMethod, type WorldFolder } from './lib/method-env.js';
+import { adapterLine, fmt, jsonLineWith, loadLine, markdownTable, mib, option, statCell, type StepStat } from './lib/steps.js';
 
 /** What turns a method's own terms off (its step minus these terms is the plain prompt-learning step). */
 const OWN_TERMS_OFF: Readonly<Record<string, Record<string, OptionValue>>> = {
@@ -80,8 +80,8 @@ async function runMethod(gpu: Gpu, m: BenchModel, world: WorldFolder, name: stri
       }
     } else if (NO_OWN_TERMS.has(name)) row.note = [row.note, 'no own terms'].filter(Boolean).join('; ');
     else row.note = [row.note, 'own terms unknown to this suite'].filter(Boolean).join('; ');
-    const list = off ? [on.stepper, off.stepper] : [on.stepper];
-    const [a, b] = await timeStepsInterleaved(list, { repeats: opts.repeats, budget: opts.budget, onceOver: opts.budget / 2 });
+    // Sub-second steps (ProLIP) run several per sample; a multi-second step is one sample as is.
+    const [a, b] = await timeVariants(off ? [on.stepper, off.stepper] : [on.stepper], { repeats: opts.repeats, budget: opts.budget });
     row.on = a ?? { error: 'not run' };
     row.off = off ? (b ?? { error: 'not run' }) : null;
     row.problem = (await checkLastStep(on)) ?? (off ? await checkLastStep(off) : null);
@@ -129,7 +129,7 @@ export async function run(opts: BenchOptions): Promise<void> {
   const only = option(opts.args, '--methods')?.split(',');
   const names = only ?? [...new Set([...Object.keys(METHODS), ...EXPECTED])];
   if (!opts.json) {
-    console.log(`# methods: step time per method and the share of its own terms; ${config}, ${CLASSES} classes, batches ${batches.join(', ')}; median (min–max) of up to ${repeats} steps after a warm-up step (terms on and off interleaved), ${budget} s budget per variant`);
+    console.log(`# methods: step time per method and the share of its own terms; ${config}, ${CLASSES} classes, batches ${batches.join(', ')}; median (min–max) of up to ${repeats} samples after a warm-up step (terms on and off interleaved), ${budget} s budget for the samples`);
     console.log(adapterLine(gpu));
     console.log(loadLine('start'));
   }
@@ -169,7 +169,8 @@ export async function run(opts: BenchOptions): Promise<void> {
     m.model.dispose();
   }
   if (opts.json) return;
-  const cell = (s: StepStat | { error: string } | null, fallback: string) => (isStat(s) ? statCell(s, 1e3) : s ? `n/a (${s.error.slice(0, 100)})` : fallback);
+  const cell = (s: StepStat | { error: string } | null, fallback: string) =>
+    isStat(s) ? `${statCell(s, 1e3)}${s.calls > 1 ? ` [${s.calls} steps/sample]` : ''}` : s ? `n/a (${s.error.slice(0, 100)})` : fallback;
   console.log('');
   console.log(markdownTable(
     ['method', 'batch', 'ms / step', 'ms / step, own terms off', 'own terms share', 'note'],

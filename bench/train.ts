@@ -14,9 +14,9 @@ import { METHODS } from '../src/adapt/registry.js';
 import type { DefaultsContext, ImageItem, OptionValue } from '../src/adapt/method.js';
 import { errorText, type BenchOptions, type CaseResult, type Stat } from './common.js';
 import { imageTower, logitsFlops, sum, textTower, type StepFlops } from './lib/flops.js';
-import { benchEnv, benchModel, checkLastStep, methodOptions, prepareMethod, worldFolder, type BenchModel } from './lib/method-env.js';
+import { benchEnv, benchModel, checkLastStep, timeVariants, methodOptions, prepareMethod, worldFolder, type BenchModel } from './lib/method-env.js';
 import {
-  adapterLine, fmt, jsonLineWith, loadLine, markdownTable, mib, option, referenceMatmulRate, REFERENCE_MATMUL, statCell, timeSteps, type StepStat,
+  adapterLine, fmt, jsonLineWith, loadLine, markdownTable, mib, option, referenceMatmulRate, REFERENCE_MATMUL, statCell, type StepStat,
 } from './lib/steps.js';
 
 interface TrainCase {
@@ -70,7 +70,8 @@ async function runCase(gpu: Gpu, m: BenchModel, c: TrainCase, opts: BenchOptions
     p = await prepareMethod(spec, methodOptions(spec, ctx, c.overrides), ctx, env);
     if (p.batchSize !== c.perStep) throw new Error(`${c.method}: ${p.batchSize} images per step, expected ${c.perStep}`);
     const s = p.stepper;
-    row.time = await timeSteps(() => s.step(), () => s.sync(), { repeats: opts.repeats, budget, onceOver: budget / 2 });
+    const [t] = await timeVariants([s], { repeats: opts.repeats, budget });
+    row.time = t ?? { error: 'not run' };
     row.problem = await checkLastStep(p);
   } catch (e) {
     row.time = { error: errorText(e) };
@@ -106,7 +107,7 @@ export async function run(opts: BenchOptions): Promise<void> {
   const config = option(opts.args, '--config') ?? 'ViT-B/32';
   const filter = option(opts.args, '--cases')?.split(',');
   if (!opts.json) {
-    console.log(`# train: CoOp and ProLIP training steps (method spec + the loop's step); median (min–max) of up to ${opts.repeats} steps after a warm-up step, ${budget} s budget per case`);
+    console.log(`# train: CoOp and ProLIP training steps (method spec + the loop's step); median (min–max) of up to ${opts.repeats} samples after a warm-up step, ${budget} s budget per case`);
     console.log(adapterLine(gpu));
     console.log(loadLine('start'));
   }
@@ -170,7 +171,7 @@ export async function run(opts: BenchOptions): Promise<void> {
       const mm = isStat(r.matmul) ? statCell(r.matmul) : `n/a (${r.matmul.error.slice(0, 60)})`;
       if (!isStat(t)) return [r.c.name, `n/a (${t.error.slice(0, 100)})`, '–', fmt(flop), '–', '–', mm, '–'];
       const gf = flop / t.median;
-      return [r.c.name, statCell(t, 1e3), fmt(1 / t.median), fmt(flop), fmt(gf), t.cpu ? fmt(flop / t.cpu) : '–', mm, isStat(r.matmul) ? fmt(gf / r.matmul.median) : '–'];
+      return [r.c.name, `${statCell(t, 1e3)}${t.calls > 1 ? ` [${t.calls} steps/sample]` : ''}`, fmt(1 / t.median), fmt(flop), fmt(gf), t.cpu ? fmt(flop / t.cpu) : '–', mm, isStat(r.matmul) ? fmt(gf / r.matmul.median) : '–'];
     })));
     console.log(
       `\nSteps run the method's step(), backward, afterBackward, the loop's on-device stats and the optimiser step; the first batch of epoch 0 is reused (image decoding and augmentation are not timed). ` +

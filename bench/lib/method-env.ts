@@ -23,7 +23,8 @@ import { writeWorldDataset } from '../../src/data/world/write-node.js';
 import { openDataset } from '../../src/train/data.js';
 import type { AdaptMethod, DefaultsContext, FeatureSource, ImageItem, MethodEnv, MethodSpec, OptionValue, ViewSpec } from '../../src/adapt/method.js';
 import type { Optimizer } from '../../src/nn/optim.js';
-import { uniform, type Stepper } from './steps.js';
+import { median } from '../common.js';
+import { uniform, type StepStat, type Stepper } from './steps.js';
 
 export interface BenchModel {
   /** "ViT-B/32 (random weights)" or "world CLIP (weights/world-clip.safetensors)". */
@@ -209,4 +210,80 @@ export async function checkLastStep(p: PreparedMethod): Promise<string | null> {
   const v = (await t.read()) as Float32Array;
   const bad = [...v].findIndex((x) => !Number.isFinite(x));
   return bad < 0 ? null : `step stats entry ${bad} is ${v[bad]} (0 = loss, last = Σ grad²)`;
+}
+
+interface Sample {
+  wall: number;
+  cpu: number;
+}
+
+async function sample(s: Stepper, calls: number): Promise<Sample> {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let i = 0; i < calls; i++) s.step();
+  await s.sync();
+  const c = process.cpuUsage(c0);
+  return { wall: (performance.now() - t0) / 1000 / calls, cpu: (c.user + c.system) / 1e6 / calls };
+}
+
+export interface VariantTiming {
+  repeats: number;
+  /** Seconds all samples of all variants may take after the warm-ups (at least one sample each). */
+  budget: number;
+  /** A warm-up step slower than this is reported alone, marked `once` (default: budget / 2). */
+  onceOver?: number;
+  /** Steps shorter than this run several per sample, to about this long (default 1 s). */
+  sampleSeconds?: number;
+}
+
+/**
+ * Times several variants of a step with their samples interleaved (A, B, A, B, ...), like
+ * timeStepsInterleaved in steps.ts, with one difference for sub-second steps (ProLIP on cached
+ * features): after the warm-up step, one more step sizes the sample, which then runs enough steps
+ * to last about `sampleSeconds` (one step is too noisy on a shared machine). A multi-second step
+ * costs no extra step. Returns seconds per step (`calls`: steps per sample).
+ */
+export async function timeVariants(list: readonly Stepper[], o: VariantTiming): Promise<(StepStat | { error: string })[]> {
+  const target = o.sampleSeconds ?? 1;
+  const onceOver = o.onceOver ?? o.budget / 2;
+  const state = await (async () => {
+    const out: { warm: Sample; calls: number; error: string | null; samples: Sample[] }[] = [];
+    for (const s of list) {
+      try {
+        const warm = await sample(s, 1);
+        let calls = 1;
+        if (warm.wall < target) {
+          const one = await sample(s, 1);
+          calls = Math.max(1, Math.min(64, Math.round(target / Math.max(one.wall, 1e-4))));
+        }
+        out.push({ warm, calls, error: null, samples: [] });
+      } catch (e) {
+        out.push({ warm: { wall: Infinity, cpu: 0 }, calls: 1, error: e instanceof Error ? e.message.split('\n')[0]! : String(e), samples: [] });
+      }
+    }
+    return out;
+  })();
+  const active = state.map((v) => !v.error && v.warm.wall <= onceOver);
+  let spent = 0;
+  for (let k = 0; k < o.repeats; k++) {
+    const t0 = performance.now();
+    for (let i = 0; i < list.length; i++) {
+      const v = state[i]!;
+      if (!active[i] || v.error) continue;
+      try {
+        v.samples.push(await sample(list[i]!, v.calls));
+      } catch (e) {
+        v.error = e instanceof Error ? e.message.split('\n')[0]! : String(e);
+      }
+    }
+    spent += (performance.now() - t0) / 1000;
+    // Stop when another round would go over the budget (the rounds cost about the same).
+    if (spent + spent / (k + 1) > o.budget) break;
+  }
+  return state.map((v, i) => {
+    if (v.error) return { error: v.error };
+    if (!active[i] || !v.samples.length) return { median: v.warm.wall, min: v.warm.wall, max: v.warm.wall, samples: 1, calls: 1, cpu: v.warm.cpu, warmup: v.warm.wall, once: true };
+    const wall = v.samples.map((x) => x.wall);
+    return { median: median(wall), min: Math.min(...wall), max: Math.max(...wall), samples: v.samples.length, calls: v.calls, cpu: median(v.samples.map((x) => x.cpu)), warmup: v.warm.wall, once: false };
+  });
 }
