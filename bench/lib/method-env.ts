@@ -237,7 +237,7 @@ export interface VariantTiming {
 }
 
 /**
- * Times several variants of a step with their samples interleaved (A, B, A, B, ...), like
+ * Times several variants of a step with their samples interleaved (A, B, B, A, A, B, ...), like
  * timeStepsInterleaved in steps.ts, with one difference for sub-second steps (ProLIP on cached
  * features): after the warm-up step, one more step sizes the sample, which then runs enough steps
  * to last about `sampleSeconds` (one step is too noisy on a shared machine). A multi-second step
@@ -267,7 +267,10 @@ export async function timeVariants(list: readonly Stepper[], o: VariantTiming): 
   let spent = 0;
   for (let k = 0; k < o.repeats; k++) {
     const t0 = performance.now();
-    for (let i = 0; i < list.length; i++) {
+    // ABBA order: odd rounds run the variants in reverse, so that running second in a round (after
+    // the other variant's garbage, on a pool shaped by it) does not always fall on the same one.
+    const order = list.map((_, i) => (k % 2 ? list.length - 1 - i : i));
+    for (const i of order) {
       const v = state[i]!;
       if (!active[i] || v.error) continue;
       try {
