@@ -23,6 +23,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<(argv: str
     summary: 'evaluate a trained run on a dataset folder (base / novel / all classes)',
     load: async () => (await import('./eval.js')).evalCommand,
   },
+  iimm: { summary: 'the inter/intra-modal measure of a dataset, and gain/forgetting predicted from earlier runs', load: async () => (await import('./iimm.js')).iimmCommand },
   tokenize: {
     summary: "print CLIP token ids of texts as JSON arrays",
     load: async () => (await import('./tokenize.js')).tokenizeCommand,
