@@ -13,7 +13,7 @@ import { METHODS } from '../src/adapt/registry.js';
 import type { DefaultsContext, MethodSpec, OptionValue } from '../src/adapt/method.js';
 import { errorText, type BenchOptions, type CaseResult } from './common.js';
 import { benchEnv, benchModel, checkLastStep, methodOptions, prepareMethod, timeVariants, worldFolder, type BenchModel, type PreparedMethod, type WorldFolder } from './lib/method-env.js';
-import { adapterLine, fmt, jsonLineWith, loadLine, markdownTable, mib, option, statCell, type StepStat } from './lib/steps.js';
+import { adapterLine, jsonLineWith, loadLine, markdownTable, mib, option, statCell, type StepStat } from './lib/steps.js';
 
 /** What turns a method's own terms off (its step minus these terms is the plain prompt-learning step). */
 const OWN_TERMS_OFF: Readonly<Record<string, Record<string, OptionValue>>> = {

@@ -14,7 +14,7 @@ import { METHODS } from '../src/adapt/registry.js';
 import type { DefaultsContext, ImageItem, OptionValue } from '../src/adapt/method.js';
 import { errorText, type BenchOptions, type CaseResult, type Stat } from './common.js';
 import { imageTower, logitsFlops, sum, textTower, type StepFlops } from './lib/flops.js';
-import { benchEnv, benchModel, checkLastStep, timeVariants, methodOptions, prepareMethod, worldFolder, type BenchModel } from './lib/method-env.js';
+import { benchEnv, benchModel, checkLastStep, methodOptions, prepareMethod, timeVariants, worldFolder, type BenchModel } from './lib/method-env.js';
 import {
   adapterLine, fmt, jsonLineWith, loadLine, markdownTable, mib, option, referenceMatmulRate, REFERENCE_MATMUL, statCell, type StepStat,
 } from './lib/steps.js';

@@ -3,7 +3,8 @@
 // written to a temporary folder at the model's resolution (real image files, so methods that read
 // pixels go through their own loader and augmentation), and a FeatureSource that returns seeded
 // random features instead of encoding images (what methods cache is not what these suites time).
-// `methodStepper` runs one training step exactly as src/train/loop.ts does, minus the readback.
+// `prepareMethod` gives a stepper that runs one training step as src/train/loop.ts does, minus the
+// readback; `timeVariants` times steppers (a method with and without its own terms) interleaved.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
