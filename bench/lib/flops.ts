@@ -97,3 +97,29 @@ export function logitsFlops(c: ClipConfig, images: number, classes: number, trai
 export function sum(...xs: StepFlops[]): StepFlops {
   return { forward: xs.reduce((a, x) => a + x.forward, 0), backward: xs.reduce((a, x) => a + x.backward, 0) };
 }
+
+/**
+ * One pretraining step (src/train/pretrain.ts): every weight trains, so each linear layer costs
+ * forward + dX + dW (3x its forward) and the attention products 3x theirs (forward + both
+ * operands); the patch embedding costs forward + dW (the pixels need no gradient); each tower's
+ * projection forward + dX + dW. The text tower runs in length groups, each only up to its longest
+ * caption (`groups`: sequences and tokens per group). The contrastive loss computes the logits
+ * twice (image·textᵀ and text·imageᵀ), each with both operands' gradients.
+ */
+export function pretrainStep(c: ClipConfig, batch: number, groups: readonly { rows: number; tokens: number }[]): StepFlops {
+  const v = c.image;
+  const grid = v.resolution / v.patchSize;
+  const img: BlockShape = { batch, tokens: grid * grid + 1, width: v.width, mlpHidden: v.mlpHidden };
+  const patchEmbed = 2 * batch * grid * grid * 3 * v.patchSize * v.patchSize * v.width;
+  const imgProj = 2 * batch * v.width * c.embedDim;
+  let forward = patchEmbed + v.layers * total(blockForward(img)) + imgProj;
+  let backward = patchEmbed + v.layers * blockBackward(img, { input: true, weights: true }) + 2 * imgProj;
+  for (const g of groups) {
+    const txt: BlockShape = { batch: g.rows, tokens: g.tokens, width: c.text.width, mlpHidden: c.text.mlpHidden };
+    const proj = 2 * g.rows * c.text.width * c.embedDim;
+    forward += c.text.layers * total(blockForward(txt)) + proj;
+    backward += c.text.layers * blockBackward(txt, { input: true, weights: true }) + 2 * proj;
+  }
+  const logits = 2 * (2 * batch * batch * c.embedDim);
+  return { forward: forward + logits, backward: backward + 2 * logits };
+}
