@@ -16,7 +16,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<(argv: str
     load: async () => (await import('./zeroshot.js')).zeroshotCommand,
   },
   train: {
-    summary: 'train an adaptation method (zeroshot, coop, prolip) on a dataset folder and report its accuracy',
+    summary: 'train an adaptation method (zeroshot, linear-probe, coop, prolip, ivlp, vpt, prompt-ot, dapt, rpp) and report its accuracy',
     load: async () => (await import('./train.js')).trainCommand,
   },
   eval: {
