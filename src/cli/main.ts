@@ -23,6 +23,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<(argv: str
     summary: 'evaluate a trained run on a dataset folder (base / novel / all classes)',
     load: async () => (await import('./eval.js')).evalCommand,
   },
+  demo: {
+    summary: 'every method end to end on the embedded world with the shipped world CLIP: table, per-phase times, report (npm start)',
+    load: async () => (await import('./demo.js')).demoCommand,
+  },
   tokenize: {
     summary: "print CLIP token ids of texts as JSON arrays",
     load: async () => (await import('./tokenize.js')).tokenizeCommand,
