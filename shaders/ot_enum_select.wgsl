@@ -1,7 +1,7 @@
 // Exact OT for n <= 8, pass 2 of 2 (one workgroup): the fixed-order argmin over the per-workgroup
 // (cost, index) pairs of pass 1 (ties -> smaller index, so the identity wins any exact tie it is
 // in), then the winning index is decoded and the plan P/n, loss and stats are written.
-struct Params { n: u32, parts: u32, count: u32, canary: u32 }
+struct Params { n: u32, parts: u32, count: u32, canary: u32, inv_n: f32, _p0: u32, _p1: u32, _p2: u32 }
 @group(0) @binding(0) var<storage, read> C: array<f32>;
 @group(0) @binding(1) var<storage, read> Part: array<u32>;
 @group(0) @binding(2) var<storage, read_write> Plan: array<f32>;
@@ -64,5 +64,5 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     }
   }
   workgroupBarrier();
-  write_exact_outputs(lid, n, 0.0, f32(u.count), u.canary);
+  write_exact_outputs(lid, n, u.inv_n, 0.0, f32(u.count), u.canary);
 }

@@ -5,8 +5,9 @@
 // uniform control flow, after a barrier that made permw and nonfinite_flag visible; ends with the
 // loop canary (`canary` = the uniform 2). Loop cost per invocation: ceil(n^2 / WG) + 4, and n + 1
 // more for invocation 0.
-fn write_exact_outputs(lid: u32, n: u32, gap: f32, steps: f32, canary: u32) {
-  let inv = 1.0 / f32(n);
+// `inv` is 1/n computed on the host: WGSL division may be off by 2.5 ULP (NVIDIA's is), and the plan's
+// entries must be exactly the f32 nearest 1/n on every device.
+fn write_exact_outputs(lid: u32, n: u32, inv: f32, gap: f32, steps: f32, canary: u32) {
   for (var k = lid; k < n * n; k += WG) {
     Plan[k] = select(0.0, inv, permw[k / n] == k % n);
   }

@@ -14,7 +14,7 @@
 // Resumable: a dispatch runs at most max_steps steps (a loop budget, see ot_common.wgsl), keeping its
 // state in workgroup memory and loading/storing it from State between dispatches (`first` starts
 // from scratch, `last` finishes: permutation, duality certificate, the identity tie rule, outputs).
-struct Params { n: u32, max_steps: u32, first: u32, last: u32, canary: u32, _p0: u32, _p1: u32, _p2: u32 }
+struct Params { n: u32, max_steps: u32, first: u32, last: u32, canary: u32, inv_n: f32, _p1: u32, _p2: u32 }
 @group(0) @binding(0) var<storage, read> C: array<f32>;
 @group(0) @binding(1) var<storage, read_write> State: array<u32>;
 @group(0) @binding(2) var<storage, read_write> Plan: array<f32>;
@@ -199,5 +199,5 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     if (row <= n) { atomicOr(&cut_flag, 1u); }
   }
   workgroupBarrier();
-  write_exact_outputs(lid, n, gap_w, f32(steps), u.canary);
+  write_exact_outputs(lid, n, u.inv_n, gap_w, f32(steps), u.canary);
 }

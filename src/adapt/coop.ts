@@ -11,6 +11,7 @@
 // The rearrangement keeps the length, so the EOT position is that of the tokenized string. Here one
 // gather builds every prompt: a table [ctx rows; frozen token embeddings of the prompts] and, per
 // (class, position), the row to take; the gather's backward scatters into the ctx rows only.
+import { resolve } from 'node:path';
 import { GpuError } from '../gpu/index.js';
 import { keep, tensor, tidy, type Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../autograd/tape.js';
@@ -32,6 +33,7 @@ import { promptClassname } from '../data/datasets.js';
 import { DecodeMemo } from '../train/features.js';
 import type { AdaptMethod, Classifier, DefaultsContext, MethodEnv, MethodSpec, OptionValue, StepContext, StepOutput, TrainPlan } from './method.js';
 import { MethodOptionError } from './method.js';
+import { initRunCtxCount, initTensor, readInitSource } from './init-from.js';
 
 export type ClassTokenPosition = 'end' | 'middle' | 'front';
 
@@ -258,6 +260,7 @@ export class CoopMethod implements AdaptMethod<CoopBatch> {
       weightDecay: o.weightDecay as number,
       warmupEpochs: o.warmupEpochs as number,
       warmupLr: o.warmupLr as number,
+      initFrom: (o.initFrom as string | undefined) ?? '',
     };
   }
 
@@ -285,6 +288,13 @@ export class CoopMethod implements AdaptMethod<CoopBatch> {
       for (let k = 0; k < (o.csc ? C : 1); k++) init.set(words, k * words.length);
     } else {
       init = gaussian(new Rng(`cliptune-coop-ctx\u0001${env.seed}`), (o.csc ? C : 1) * o.nCtx * W, 0.02);
+    }
+    // --init-from: the context another run learned (CoOp's ctx, or RPP's query/stream vectors, also
+    // named ctx). Only for training: evaluation and --resume load this run's own checkpoint after prepare().
+    if (o.initFrom && env.purpose === 'train') {
+      const src = await readInitSource(o.initFrom);
+      init = initTensor(src, 'ctx', o.csc ? [C, o.nCtx, W] : [o.nCtx, W], 'the context (--n-ctx x text width)');
+      env.log(`coop: context initialised from ${src.path} (method ${src.method}, step ${src.step})`);
     }
     const ctx = keep(tensor(init, o.csc ? [C, o.nCtx, W] : [o.nCtx, W], 'f32', env.gpu)).param('ctx');
     this.params.set('ctx', ctx);
@@ -357,6 +367,23 @@ export class CoopMethod implements AdaptMethod<CoopBatch> {
   }
 }
 
+/**
+ * --init-from: stored as an absolute path (the run config must name it wherever --resume runs), and
+ * M taken from the source run when neither --n-ctx nor --ctx-init was given (then the prompt text
+ * uses placeholders: the loaded vectors replace them).
+ */
+export function finalizeInitFrom(opts: Record<string, OptionValue>, given: ReadonlySet<string>): void {
+  if (!given.has('initFrom') || !opts.initFrom) return;
+  const from = String(opts.initFrom);
+  opts.initFrom = resolve(from);
+  if (given.has('nCtx') || given.has('ctxInit')) return;
+  const m = initRunCtxCount(from);
+  if (m !== null && m !== opts.nCtx) {
+    opts.nCtx = m;
+    opts.ctxInit = '';
+  }
+}
+
 /** n draws of N(0, std²) (Box-Muller) from our generator. */
 export function gaussian(rng: Rng, n: number, std: number): Float32Array {
   const a = new Float32Array(n);
@@ -394,6 +421,7 @@ export const COOP: MethodSpec = {
     { key: 'warmupEpochs', flag: 'warmup-epochs', type: 'int', min: 0, help: 'constant warm-up epochs' },
     { key: 'warmupLr', flag: 'warmup-lr', type: 'float', min: 0, help: 'learning rate of the warm-up epochs' },
     { key: 'textChunk', flag: 'text-chunk', type: 'int', min: 1, help: 'classes per text-encoder chunk (bounds memory; the backward re-runs chunks)' },
+    { key: 'initFrom', flag: 'init-from', type: 'string', help: 'start the context from a CoOp or RPP run folder (its checkpoint\'s ctx); M follows that run unless --n-ctx is given' },
   ],
   defaults: (ctx: DefaultsContext) => ({
     nCtx: ctx.baseToNovel ? 4 : 16,
@@ -408,8 +436,10 @@ export const COOP: MethodSpec = {
     warmupEpochs: 1,
     warmupLr: 1e-5,
     textChunk: 128,
+    initFrom: '',
   }),
   finalize: (opts, given) => {
+    finalizeInitFrom(opts, given);
     // The init words decide M unless both are given (then they must agree, checked at prepare).
     if (given.has('ctxInit') && !given.has('nCtx') && opts.ctxInit) opts.nCtx = String(opts.ctxInit).trim().split(/\s+/).length;
     if (given.has('nCtx') && !given.has('ctxInit')) opts.ctxInit = '';

@@ -359,7 +359,7 @@ function encode(C: Tensor, r: Resolved): OtResult {
     gpu.dispatch({
       kernel: k.select,
       buffers: [C.buffer, part.buffer, plan.buffer, loss.buffer, stats.buffer],
-      uniforms: new Uniforms().u32(n, parts, count, CANARY).done(),
+      uniforms: new Uniforms().u32(n, parts, count, CANARY).f32v(1 / n).u32(0, 0, 0).done(),
       workgroups: [1],
       label: `otSolve select ${what}`,
     });
@@ -369,7 +369,7 @@ function encode(C: Tensor, r: Resolved): OtResult {
     const kernel = hungarianKernel(gpu, tier(n, HUNGARIAN_TIERS), wg);
     const p = hungarianPlan(n, wg);
     runChunks(gpu, kernel, p, 6 * (n + 1) + 5, [C, plan, loss, stats], (steps, first, last) =>
-      new Uniforms().u32(n, steps, first, last, CANARY, 0, 0, 0).done(), `otSolve hungarian ${C.describe()}`);
+      new Uniforms().u32(n, steps, first, last, CANARY).f32v(1 / n).u32(0, 0).done(), `otSolve hungarian ${C.describe()}`);
   } else {
     const p = sinkhornPlan(n, r.iterations);
     runChunks(gpu, sinkhornKernel(gpu, tier(n, SINKHORN_TIERS)), p, 2 * n + 2, [C, plan, loss, stats], (its, first, last) =>

@@ -4,12 +4,16 @@ import { ZEROSHOT } from './zeroshot.js';
 import { COOP } from './coop.js';
 import { PROLIP } from './prolip.js';
 import { LINEAR_PROBE } from './linear-probe.js';
+import { RPP } from './rpp.js';
+import { DAPT } from './dapt.js';
 
 export const METHODS: Readonly<Record<string, MethodSpec>> = Object.freeze({
   zeroshot: ZEROSHOT,
   coop: COOP,
   prolip: PROLIP,
   'linear-probe': LINEAR_PROBE,
+  dapt: DAPT,
+  rpp: RPP,
 });
 
 export function methodNames(): string[] {

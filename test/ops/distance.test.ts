@@ -98,7 +98,12 @@ test('rows beyond 65535 workgroups / invocation blocks (grid split over y)', asy
   const data = Float32Array.from(randArray(n, 15));
   const x = tensor(data, [n, 1], 'f32', gpu);
   const y = l2normalize(x);
-  assert.ok((await y.read()).every((v, i) => v === Math.sign(data[i]!)), 'rows of 1 normalise to their sign');
+  // Exactly ±1 on the CPU adapters; WGSL lets sqrt/inverseSqrt and division be a few ULP off, and real
+  // GPUs use that (the H100 gives 1 - 2^-24 for some rows), so the bound is 4 ULP of 1.
+  const got = await y.read();
+  let worst = 0;
+  got.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - Math.sign(data[i]!))); });
+  assert.ok(worst <= 4 * 2 ** -23, `rows of 1 normalise to their sign (worst error ${worst})`);
   x.dispose();
   y.dispose();
 });
