@@ -9,13 +9,7 @@ import { cpus, loadavg } from 'node:os';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { getGpu } from '../gpu/index.js';
-import { loadClip } from '../clip/load-node.js';
-import { fileSha256 } from '../train/checkpoint.js';
-import { ClipFeatures, FeatureCache } from '../train/features.js';
-import { openDataset } from '../train/data.js';
 import { METHODS } from '../adapt/registry.js';
-import { DEFAULT_TEMPLATE } from '../data/datasets.js';
 import { harmonicMean } from '../data/metrics.js';
 import { DOMAINS, isDomain, type Domain } from '../data/world/attributes.js';
 import { NUM_BASE } from '../data/world/classes.js';
@@ -23,8 +17,9 @@ import { SPLIT_FILE, writeWorldDataset, type SplitCounts } from '../data/world/w
 import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
 import { Progress, formatSecs } from './progress.js';
-import { DEMO_MAX_VIEWS, DEMO_METHODS, DEMO_PROLIP_LR, DEMO_PROMPT_LR, DEMO_RRC_SCALE, demoFlags, demoMethod, type DemoMethod } from './demo-methods.js';
-import { loadIimm, loadReport, type IimmValue, type LineFit } from './demo-plugins.js';
+import { DEMO_LR_FACTOR, DEMO_MAX_VIEWS, DEMO_METHODS, DEMO_RRC_SCALE, demoFlags, demoMethod, type DemoMethod } from './demo-methods.js';
+import { loadReport } from './demo-plugins.js';
+import { IIMM_FILE, iimmCommand } from './iimm.js';
 
 export interface DemoOptions {
   methods: string[];
@@ -47,6 +42,8 @@ export interface DemoOptions {
 }
 
 const ALL_METHODS = DEMO_METHODS.map((m) => m.name);
+/** Shots of the linear probes behind the IIMM fit (48 classes on every IIMM domain). */
+const IIMM_MAX_SHOTS = 8;
 
 export const FULL: Omit<DemoOptions, 'out' | 'weights' | 'methods'> = {
   seeds: 1,
@@ -55,7 +52,7 @@ export const FULL: Omit<DemoOptions, 'out' | 'weights' | 'methods'> = {
   counts: { train: 16, val: 4, test: 16 },
   domain: 'sketch',
   target: 'plain',
-  iimmDomains: ['plain', 'sketch', 'noise', 'pixelated', 'checker'],
+  iimmDomains: ['plain', 'sketch', 'noise', 'pixelated'],
   report: true,
   quick: false,
 };
@@ -82,8 +79,8 @@ a table with per-phase times, and the HTML report (DIR/report.html). Each run is
 folder under DIR/runs (cliptune eval/report accept them).
 
 DEMO PRESET, not the official defaults: the same optimiser-step budget for every method (--steps,
-default ${FULL.steps}), at most ${DEMO_MAX_VIEWS} ProLIP views, SGD lr ${DEMO_PROMPT_LR} for prompt methods and ${DEMO_PROLIP_LR} for
-ProLIP (a short schedule), RandomResizedCrop scale ${DEMO_RRC_SCALE} where a method has --rrc-scale.
+default ${FULL.steps}), each method's official learning rate x ${DEMO_LR_FACTOR} (a short schedule), at most
+${DEMO_MAX_VIEWS} ProLIP views, RandomResizedCrop scale ${DEMO_RRC_SCALE} (flip only) where a method has --rrc-scale.
 \`cliptune train\` keeps the official defaults.
 
   --methods LIST    default: ${ALL_METHODS.join(',')}
@@ -195,7 +192,10 @@ export interface SeedResult {
   crossBase: number;
   crossNovel: number | null;
   steps: number | null;
+  /** Seconds in the training loop (null: no optimiser steps). */
   trainSeconds: number | null;
+  /** Wall seconds of the whole \`cliptune train\` command (caches, training, evaluation on the domain). */
+  runWall: number;
 }
 
 export interface MethodRow {
@@ -213,6 +213,7 @@ export interface MethodRow {
   novelStd: number | null;
   steps: number | null;
   trainSeconds: number | null;
+  runWall: number;
   options: Record<string, string>;
   seeds: SeedResult[];
 }
@@ -226,12 +227,36 @@ export interface IimmPoint {
   gain: number;
 }
 
+export interface IimmValue {
+  iimm: number;
+  inter: number;
+  intra: number;
+  n: number;
+  classes: number;
+}
+
+export interface IimmFit {
+  slope: number;
+  intercept: number;
+  r2: number;
+  n: number;
+  /** The line's gain at the base-to-novel domain's IIMM. */
+  predicted: number;
+}
+
+/** What `cliptune iimm --json` prints (the parts the demo reads). */
+interface IimmJson extends IimmValue {
+  runs: { dir: string; iimm: number | null; gain: number | null; target: number | null; zeroShot: Partial<Record<'all' | 'base' | 'novel', number>> }[];
+  fits: { method: string; gain: IimmFit | null; gainNote: string | null }[];
+}
+
 export interface DemoResult {
   options: DemoOptions;
   rows: MethodRow[];
   skipped: { method: string; why: string }[];
   notes: string[];
-  iimm: { points: IimmPoint[]; fit: Omit<LineFit, 'predict'> | null } | null;
+  /** IIMM per domain with the linear probe's gain there, the OLS line and its prediction for the base-to-novel domain. */
+  iimm: { points: IimmPoint[]; fit: IimmFit | null; at: IimmValue & { domain: Domain } } | null;
   report: string | null;
   phases: Phase[];
   wall: number;
@@ -356,14 +381,12 @@ export async function runDemo(o: DemoOptions, io: DemoIo = {}): Promise<DemoResu
     }
     entries.push(e);
   }
-  const iimmMod = o.iimmDomains.length ? await loadIimm() : null;
-  if (o.iimmDomains.length && !iimmMod) notes.push('IIMM skipped: src/adapt/iimm.ts is not in this build');
   const reportMod = o.report ? await loadReport() : null;
   if (o.report && !reportMod) notes.push('HTML report skipped: src/train/report-html.ts is not in this build');
 
   const seeds = Array.from({ length: o.seeds }, (_, i) => i + 1);
   const trained = entries.filter((e) => e.name !== 'zeroshot');
-  const totalTasks = 1 + (entries.some((e) => e.name === 'zeroshot') ? 1 : 0) + trained.length * seeds.length + (iimmMod ? o.iimmDomains.length : 0) + (reportMod ? 1 : 0);
+  const totalTasks = 1 + (entries.some((e) => e.name === 'zeroshot') ? 1 : 0) + trained.length * seeds.length + (o.iimmDomains.length ? o.iimmDomains.length + 1 : 0) + (reportMod ? 1 : 0);
   let task = 0;
   const header = (label: string) => say(`[${++task}/${totalTasks} · ${formatSecs((performance.now() - t0) / 1000)}] ${label}`);
 
@@ -385,7 +408,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo = {}): Promise<DemoResu
     }
   }
 
-  const presetLine = `DEMO PRESET (not the official defaults): ${o.steps} optimiser steps for every trained method, ${o.shots} shots, seeds ${seeds.join(',')}, <= ${DEMO_MAX_VIEWS} ProLIP views, lr ${DEMO_PROMPT_LR} (SGD prompt methods) / ${DEMO_PROLIP_LR} (ProLIP)${o.quick ? ' [--quick]' : ''}`;
+  const presetLine = `DEMO PRESET (not the official defaults): ${o.steps} optimiser steps for every trained method, ${o.shots} shots, seeds ${seeds.join(',')}, official learning rates x ${DEMO_LR_FACTOR}, <= ${DEMO_MAX_VIEWS} ProLIP views, training crops off (--rrc-scale ${DEMO_RRC_SCALE}) where a method has the option${o.quick ? ' [--quick]' : ''}`;
   say(`cliptune demo: the world CLIP (${o.weights}) adapted on the synthetic world`);
   say(presetLine);
   say(`base-to-novel on the ${o.domain} domain (24 base / 24 novel classes), cross-domain target ${o.target}; ${cpus().length} CPUs, load average ${load.start.map((x) => x.toFixed(2)).join(' ')}`);
@@ -394,7 +417,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo = {}): Promise<DemoResu
 
   // 1. World datasets: the base-to-novel domain, the target, and the IIMM domains.
   const dataDir = (d: Domain) => join(o.out, 'data', d);
-  const domains = [...new Set([o.domain, o.target, ...(iimmMod ? o.iimmDomains : [])])];
+  const domains = [...new Set([o.domain, o.target, ...o.iimmDomains])];
   header(`world: ${domains.length} datasets (${domains.join(', ')}), 48 classes x ${o.counts.train} train / ${o.counts.val} val / ${o.counts.test} test`);
   await phase('world datasets', async () => {
     const bar = new Progress('  world', domains.length, 'datasets', err);
@@ -426,9 +449,12 @@ export async function runDemo(o: DemoOptions, io: DemoIo = {}): Promise<DemoResu
       const baseOnly = e.protocol === 'base-only';
       const args = [...common(runDir), '--data', dataDir(o.domain), '--method', e.name, ...(baseOnly ? ['--split', baseSplits.get(o.domain)!] : ['--base-to-novel']), ...(e.name === 'zeroshot' ? [] : ['--shots', String(o.shots), '--seed', String(seed)]), ...flags.args];
       header(`${e.name}${e.name === 'zeroshot' ? '' : ` seed ${seed}`}: ${e.name === 'zeroshot' ? 'evaluate' : 'train'} on ${o.domain}${Object.keys(flags.given).length ? ` (${Object.entries(flags.given).map(([k, v]) => `--${k} ${v}`).join(' ')})` : ''}, then evaluate on ${o.target}`);
+      let runWall = 0;
       await phase(`${e.name}: train + evaluate on ${o.domain}`, async () => {
         const bar = flags.steps ? new Progress(`  ${e.name}`, flags.steps, 'steps', err) : null;
+        const w0 = performance.now();
         await runCmd(`cliptune train ${args.join(' ')}`, () => trainCommand(args, { progress: null, onStep: () => bar?.tick(1) }));
+        runWall = (performance.now() - w0) / 1000;
         bar?.done();
       });
       const crossArgs = ['--run', runDir, '--data', dataDir(o.target), '--cache', cache, ...(baseOnly ? ['--split-file', baseSplits.get(o.target)!] : [])];
@@ -443,7 +469,8 @@ export async function runDemo(o: DemoOptions, io: DemoIo = {}): Promise<DemoResu
         crossBase: (baseOnly ? accuracyOf(cross, 'all') : accuracyOf(cross, 'base'))!,
         crossNovel: baseOnly ? null : accuracyOf(cross, 'novel'),
         steps: rep.train?.steps || null,
-        trainSeconds: rep.train?.seconds ?? null,
+        trainSeconds: rep.train?.steps ? rep.train.seconds : null,
+        runWall,
       });
     }
     const base = mean(results.map((r) => r.base));
@@ -461,46 +488,47 @@ export async function runDemo(o: DemoOptions, io: DemoIo = {}): Promise<DemoResu
       novelStd: novel === null ? null : std(results.map((r) => r.novel!)),
       steps: results[0]!.steps,
       trainSeconds: results[0]!.trainSeconds === null ? null : mean(results.map((r) => r.trainSeconds!)),
+      runWall: mean(results.map((r) => r.runWall)),
       options: flags.given,
       seeds: results,
     });
   }
 
-  // 3. IIMM on several domains vs the gain a linear probe gets there (all 48 classes).
+  // 3. IIMM on several domains vs the gain a linear probe gets there (all 48 classes), through
+  // `cliptune iimm --runs` (IIMM of each run's train split, gain over zero-shot error, OLS line).
   let iimm: DemoResult['iimm'] = null;
-  if (iimmMod) {
-    const points: IimmPoint[] = [];
-    await phase('IIMM + linear-probe gains', async () => {
-      const gpu = await getGpu();
-      const { model, tokenizer } = await loadClip(gpu, o.weights);
-      const features = new ClipFeatures(model, tokenizer, { cache: new FeatureCache(cache), weightsHash: await fileSha256(o.weights), progressFrom: Infinity });
-      try {
-        for (const d of o.iimmDomains) {
-          header(`IIMM on ${d}: zero-shot, linear probe (${o.shots} shots, all 48 classes), IIMM of its train split`);
-          const acc: Record<string, number> = {};
-          for (const m of ['zeroshot', 'linear-probe']) {
-            const runDir = join(o.out, 'runs', 'iimm', d, m);
-            const args = [...common(runDir), '--data', dataDir(d), '--method', m, ...(m === 'zeroshot' ? [] : ['--shots', String(o.shots), '--seed', '1'])];
-            await runCmd(`cliptune train ${args.join(' ')}`, () => trainCommand(args, { progress: null }));
-            acc[m] = accuracyOf(readJson<ReportJson>(join(runDir, 'report.json')), 'all')!;
-          }
-          const ds = await openDataset(dataDir(d));
-          const value = await iimmMod.iimmForDataset(model, tokenizer, ds.train, ds.classnames, { template: DEFAULT_TEMPLATE, features });
-          const zs = acc.zeroshot!;
-          points.push({ domain: d, iimm: value, zeroshot: zs, probe: acc['linear-probe']!, gain: (acc['linear-probe']! - zs) / (100 - zs) });
+  if (o.iimmDomains.length) {
+    const runDirs: string[] = [];
+    // Cheaper than the main runs: 48-class probes on every domain.
+    const iimmShots = Math.min(o.shots, IIMM_MAX_SHOTS);
+    for (const d of o.iimmDomains) {
+      header(`IIMM on ${d}: zero-shot and linear probe (${iimmShots} shots, all 48 classes)`);
+      await phase('IIMM: zero-shot + linear probe per domain', async () => {
+        for (const m of ['zeroshot', 'linear-probe']) {
+          const runDir = join(o.out, 'runs', 'iimm', d, m);
+          const probe = m === 'linear-probe' ? ['--shots', String(iimmShots), '--seed', '1', ...demoFlags(demoMethod(m)!, METHODS[m]!, { steps: o.steps, shots: o.shots, trainImages: 48 * iimmShots, datasetName: 'World' }).args] : [];
+          const args = [...common(runDir), '--data', dataDir(d), '--method', m, ...probe];
+          await runCmd(`cliptune train ${args.join(' ')}`, () => trainCommand(args, { progress: null }));
+          runDirs.push(runDir);
         }
-      } finally {
-        model.dispose();
-      }
-    });
-    let fit: Omit<LineFit, 'predict'> | null = null;
-    try {
-      const f = iimmMod.olsFit(points.map((p) => p.iimm.iimm), points.map((p) => p.gain));
-      fit = { slope: f.slope, intercept: f.intercept, r2: f.r2, n: f.n };
-    } catch (e) {
-      notes.push(`IIMM fit: ${(e as Error).message}`);
+      });
     }
-    iimm = { points, fit };
+    header(`IIMM: cliptune iimm --data ${o.domain} --runs (${runDirs.length} runs) --method linear-probe`);
+    await phase('IIMM: measure + fit', async () => {
+      const args = ['--weights', o.weights, '--data', dataDir(o.domain), '--cache', cache, '--method', 'linear-probe', '--json', '--runs', ...runDirs];
+      let json = '';
+      await runCmd(`cliptune iimm ${args.join(' ')}`, () => iimmCommand(args, { stdout: { write: (t: string) => (json += t) } }));
+      const doc = JSON.parse(json) as IimmJson;
+      const points: IimmPoint[] = doc.runs
+        .filter((p) => p.gain !== null && p.iimm !== null)
+        .map((p) => {
+          const file = readJson<{ iimm?: { result: IimmValue } }>(join(p.dir, IIMM_FILE));
+          return { domain: o.iimmDomains[runDirs.indexOf(p.dir) >> 1]!, iimm: file.iimm?.result ?? { iimm: p.iimm!, inter: NaN, intra: NaN, n: 0, classes: 0 }, zeroshot: p.zeroShot.all!, probe: p.target!, gain: p.gain! };
+        });
+      const f = doc.fits.find((x) => x.method === 'linear-probe');
+      if (f && !f.gain) notes.push(`IIMM fit: ${f.gainNote}`);
+      iimm = { points, fit: f?.gain ?? null, at: { domain: o.domain, iimm: doc.iimm, inter: doc.inter, intra: doc.intra, n: doc.n, classes: doc.classes } };
+    });
   }
 
   // 4. The HTML report over every run folder.
@@ -551,23 +579,23 @@ export function formatDemo(r: DemoResult, presetLine: string): string {
   const lines: string[] = [];
   lines.push('', `## cliptune demo`, '', presetLine, '');
   lines.push(`Base-to-novel on **${o.domain}** world images (trained on 24 base classes, ${o.shots} shots; tested on ${o.counts.test} images per class), cross-domain: the same runs on **${o.target}** images. Accuracy in %, (change vs zero-shot); novel and ${o.target} columns never saw training images of those classes / that domain.`, '');
-  lines.push(`| method | base | novel | HM | ${o.target} base | ${o.target} novel | steps | train time |`);
-  lines.push('|---|---|---|---|---|---|---|---|');
+  lines.push(`| method | base | novel | HM | ${o.target} base | ${o.target} novel | steps | train loop | run |`);
+  lines.push('|---|---|---|---|---|---|---|---|---|');
   for (const x of r.rows) {
     const name = `${x.method}${x.regularised ? ' (reg.)' : ''}${x.protocol === 'base-only' ? ' (base only)' : ''}`;
     const isZs = x.method === 'zeroshot';
     lines.push(
-      `| ${name} | ${pm(x.base, x.baseStd)}${isZs ? '' : delta(x.base, zs?.base ?? null)} | ${x.novel === null ? '—' : pm(x.novel, x.novelStd) + (isZs ? '' : delta(x.novel, zs?.novel ?? null))} | ${f1(x.hm)}${isZs ? '' : delta(x.hm, zs?.hm ?? null)} | ${f1(x.crossBase)}${isZs ? '' : delta(x.crossBase, zs?.crossBase ?? null)} | ${x.crossNovel === null ? '—' : f1(x.crossNovel) + (isZs ? '' : delta(x.crossNovel, zs?.crossNovel ?? null))} | ${x.steps ?? '—'} | ${x.trainSeconds === null ? '—' : `${x.trainSeconds.toFixed(1)} s`} |`,
+      `| ${name} | ${pm(x.base, x.baseStd)}${isZs ? '' : delta(x.base, zs?.base ?? null)} | ${x.novel === null ? '—' : pm(x.novel, x.novelStd) + (isZs ? '' : delta(x.novel, zs?.novel ?? null))} | ${f1(x.hm)}${isZs ? '' : delta(x.hm, zs?.hm ?? null)} | ${f1(x.crossBase)}${isZs ? '' : delta(x.crossBase, zs?.crossBase ?? null)} | ${x.crossNovel === null ? '—' : f1(x.crossNovel) + (isZs ? '' : delta(x.crossNovel, zs?.crossNovel ?? null))} | ${x.steps ?? '—'} | ${x.trainSeconds === null ? '—' : `${x.trainSeconds.toFixed(1)} s`} | ${x.runWall.toFixed(1)} s |`,
     );
   }
-  for (const s of r.skipped) lines.push(`| ${s.method} | skipped: ${s.why} | | | | | | |`);
-  lines.push('', `Chance is ${(100 / NUM_BASE).toFixed(1)}% (24-way). "train time" is the training loop alone (mean over seeds); features are cached on disk and shared between methods.`);
+  for (const s of r.skipped) lines.push(`| ${s.method} | skipped: ${s.why} | | | | | | | |`);
+  lines.push('', `Chance is ${(100 / NUM_BASE).toFixed(1)}% (24-way). "train loop": the optimiser steps alone; "run": the whole \`cliptune train\` command (feature caches, training, test evaluation), means over seeds. Frozen features are cached on disk and shared between methods, so the first method to need a feature set pays for it.`);
   if (r.iimm) {
-    lines.push('', `### IIMM vs linear-probe gain (48 classes, ${o.shots} shots per domain)`, '');
+    lines.push('', `### IIMM vs linear-probe gain (48 classes, ${Math.min(o.shots, IIMM_MAX_SHOTS)} shots per domain)`, '');
     lines.push('| domain | IIMM | S_inter | S_intra | zero-shot | linear probe | gain / zero-shot error |', '|---|---|---|---|---|---|---|');
     for (const p of r.iimm.points) lines.push(`| ${p.domain} | ${p.iimm.iimm.toFixed(4)} | ${p.iimm.inter.toFixed(4)} | ${p.iimm.intra.toFixed(4)} | ${p.zeroshot.toFixed(1)} | ${p.probe.toFixed(1)} | ${p.gain.toFixed(3)} |`);
     const f = r.iimm.fit;
-    lines.push('', f ? `OLS fit over ${f.n} domains: gain = ${f.slope.toFixed(3)} · IIMM ${f.intercept >= 0 ? '+' : '−'} ${Math.abs(f.intercept).toFixed(3)}, R² = ${f.r2.toFixed(3)}` : 'no IIMM fit (see notes)');
+    lines.push('', f ? `OLS fit over ${f.n} domains: gain = ${f.slope.toFixed(3)} · IIMM ${f.intercept >= 0 ? '+' : '−'} ${Math.abs(f.intercept).toFixed(3)}, R² = ${f.r2.toFixed(3)}; predicted gain at ${r.iimm.at.domain} (IIMM ${r.iimm.at.iimm.toFixed(4)}): ${f.predicted.toFixed(3)}` : 'no IIMM fit (see notes)');
   }
   lines.push('', '### Phases', '', '| phase | wall | CPU | load (1 min) |', '|---|---|---|---|');
   for (const p of r.phases) lines.push(`| ${p.name} | ${p.wall.toFixed(1)} s | ${p.cpu.toFixed(1)} s | ${p.load.toFixed(2)} |`);
