@@ -6,6 +6,8 @@ import { PROLIP } from './prolip.js';
 import { LINEAR_PROBE } from './linear-probe.js';
 import { RPP } from './rpp.js';
 import { DAPT } from './dapt.js';
+import { IVLP, VPT } from './ivlp.js';
+import { PROMPT_OT } from './prompt-ot.js';
 
 export const METHODS: Readonly<Record<string, MethodSpec>> = Object.freeze({
   zeroshot: ZEROSHOT,
@@ -14,6 +16,9 @@ export const METHODS: Readonly<Record<string, MethodSpec>> = Object.freeze({
   'linear-probe': LINEAR_PROBE,
   dapt: DAPT,
   rpp: RPP,
+  ivlp: IVLP,
+  vpt: VPT,
+  'prompt-ot': PROMPT_OT,
 });
 
 export function methodNames(): string[] {

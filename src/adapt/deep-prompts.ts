@@ -1,0 +1,238 @@
+// Deep multi-modal prompts (IVLP, methods.md 4.4 and 2.4; deep visual prompts, VPT, 4.3) as a
+// reusable learner: the learned tensors, their initialisation and the model hooks that insert them.
+//   text:   layer 0 = M_t context vectors at positions 1..M_t of "{init} {class}." (CoOp, class token
+//           at the end), word-initialised from "a photo of a"; layers 1..J_t-1 = fresh vectors
+//           N(0, 0.02) replacing positions 1..M_t before the layer runs.
+//   vision: layer 0 = M_v vectors N(0, 0.02) appended after the patches (after the positional
+//           embedding, before ln_pre); layers 1..J_v-1 = fresh vectors replacing the last M_v rows.
+// Depth J counts the prompted layers including layer 0 (J = 1: shallow; J = 0: that tower is not
+// prompted). J is clamped to the tower's layer count (the caller is told through `notes`).
+// One tensor per (tower, layer), [M, W], named text.ctx / text.deep.l / vision.ctx / vision.deep.l:
+// a later method (RPP's deep variant) can take the layer structure and add its own per-slot tensors.
+import { GpuError } from '../gpu/index.js';
+import { keep, tensor, tidy, type Tensor } from '../tensor/tensor.js';
+import { noGrad } from '../autograd/tape.js';
+import { concat } from '../ops/shape.js';
+import { l2normalize } from '../ops/distance.js';
+import type { ClipModel, ImageEncoding, TextOptions, VisionOptions } from '../clip/model.js';
+import type { ClipTokenizer } from '../clip/tokenizer.js';
+import { Rng } from '../clip/rng.js';
+import { PromptBank, gaussian, planCoopPrompts, type PromptPlan } from './coop.js';
+import { MethodOptionError } from './method.js';
+
+export type VisionPromptInit = 'normal' | 'uniform';
+
+export interface DeepPromptConfig {
+  text: {
+    /** M_t context vectors per prompted layer. */
+    tokens: number;
+    /** Prompted text layers J_t (0: no text prompts). */
+    depth: number;
+    /** Layer-0 init words ("a photo of a"); null: N(0, 0.02) and "X" placeholders. */
+    init: string | null;
+  };
+  vision: {
+    tokens: number;
+    depth: number;
+    /** 'normal': N(0, 0.02) (IVLP code); 'uniform': U(±sqrt(6/(3p²+d))) (VPT's own init). */
+    init: VisionPromptInit;
+  };
+}
+
+/** How init words split into learned tokens (`head`, the first M_t tokens) and frozen words (`rest`). */
+export interface TextInit {
+  initIds: number[] | null;
+  head: string | null;
+  rest: string;
+  note: string | null;
+}
+
+/**
+ * IVLP's `ctx_init` handling (MaPLe/PromptSRC code): with init words and M_t <= their token count,
+ * the prompt is "{init} {class}." and its first M_t tokens are learned, initialised from those
+ * tokens' embeddings (the remaining init words stay frozen tokens, as MaPLe's 2-token "a photo" of
+ * "a photo of a"); with more vectors than tokens, or no init, "X X ... X {class}." with N(0, 0.02).
+ */
+export function textInit(tokenizer: ClipTokenizer, tokens: number, init: string | null): TextInit {
+  const words = (init ?? '').trim().split(/\s+/).filter(Boolean);
+  if (!words.length) return { initIds: null, head: null, rest: '', note: null };
+  const ids = tokenizer.encode(words.join(' '));
+  if (tokens > ids.length) {
+    return { initIds: null, head: null, rest: '', note: `${tokens} text context vectors exceed the ${ids.length} tokens of "${words.join(' ')}": random N(0, 0.02) init (as IVLP's code)` };
+  }
+  let k = 0;
+  let n = 0;
+  while (k < words.length && n < tokens) n += tokenizer.encode(words[k++]!).length;
+  if (n !== tokens) throw new MethodOptionError(`${tokens} text context vectors do not end on a word boundary of "${words.join(' ')}"`);
+  const head = words.slice(0, k).join(' ');
+  const rest = words.slice(k).join(' ');
+  return { initIds: ids.slice(0, tokens), head, rest, note: rest ? `text prompts "${head}" learned, "${rest}" kept as frozen words` : null };
+}
+
+/** The class prompt strings of the text branch, laid out as CoOp's (class token at the end). */
+export function planDeepTextPrompts(tokenizer: ClipTokenizer, classnames: readonly string[], tokens: number, init: string | null, contextLength = 77): PromptPlan {
+  const t = textInit(tokenizer, tokens, init);
+  const names = t.rest ? classnames.map((c) => `${t.rest} ${c}`) : classnames;
+  return planCoopPrompts(tokenizer, names, { nCtx: tokens, position: 'end', csc: false, init: t.head }, contextLength);
+}
+
+/** VPT's init bound sqrt(6 / (3 p² + d)) (0.0625 for ViT-B/16). */
+export function vptUniformBound(patchSize: number, width: number): number {
+  return Math.sqrt(6 / (3 * patchSize * patchSize + width));
+}
+
+export class DeepPrompts {
+  /** Learned tensors in a fixed order: text layers 0.., then vision layers 0... */
+  readonly params = new Map<string, Tensor>();
+  /** Messages for the user (depth clamping, init choices). */
+  readonly notes: string[] = [];
+  readonly textDepth: number;
+  readonly visionDepth: number;
+  private textLayers: Tensor[] = [];
+  private visionLayers: Tensor[] = [];
+  private initIds: number[] | null = null;
+
+  private constructor(
+    readonly model: ClipModel,
+    readonly tokenizer: ClipTokenizer,
+    readonly config: DeepPromptConfig,
+  ) {
+    const c = model.config;
+    const clamp = (tower: string, depth: number, layers: number) => {
+      if (!Number.isInteger(depth) || depth < 0) throw new MethodOptionError(`${tower} prompt depth must be an integer >= 0, got ${depth}`);
+      if (depth > layers) this.notes.push(`${tower} prompt depth ${depth} clamped to the model's ${layers} ${tower} layers`);
+      return Math.min(depth, layers);
+    };
+    this.textDepth = clamp('text', config.text.depth, c.text.layers);
+    this.visionDepth = clamp('vision', config.vision.depth, c.image.layers);
+    for (const [t, m] of [['text', config.text.tokens], ['vision', config.vision.tokens]] as const) {
+      if (!Number.isInteger(m) || m < 1) throw new MethodOptionError(`${t} prompt tokens must be a positive integer, got ${m}`);
+    }
+  }
+
+  /**
+   * Creates and initialises the prompts; `seed` fixes the random layers (per tower and layer, so
+   * changing one depth leaves the other tensors' values unchanged).
+   */
+  static async create(model: ClipModel, tokenizer: ClipTokenizer, config: DeepPromptConfig, seed: number): Promise<DeepPrompts> {
+    const p = new DeepPrompts(model, tokenizer, config);
+    await p.init(seed);
+    return p;
+  }
+
+  private async init(seed: number): Promise<void> {
+    const { model, config } = this;
+    const gpu = model.gpu;
+    const Wt = model.config.text.width;
+    const Wv = model.config.image.width;
+    const Mt = config.text.tokens;
+    const Mv = config.vision.tokens;
+    const rng = (tower: string, l: number) => new Rng(`cliptune-deep-prompts\u0001${seed}\u0001${tower}\u0001${l}`);
+    const make = (name: string, data: Float32Array, shape: number[]) => {
+      const t = keep(tensor(data, shape, 'f32', gpu)).param(name);
+      this.params.set(name, t);
+      return t;
+    };
+    if (this.textDepth > 0) {
+      const layout = textInit(this.tokenizer, Mt, config.text.init);
+      if (layout.note) this.notes.push(layout.note);
+      this.initIds = layout.initIds;
+      let ctx0: Float32Array;
+      if (layout.initIds) {
+        const ids = Int32Array.from(layout.initIds);
+        const e = noGrad(() => model.tokenEmbeddings({ ids, rows: 1, length: ids.length }));
+        ctx0 = (await e.read()) as Float32Array;
+        e.dispose();
+      } else ctx0 = gaussian(rng('text', 0), Mt * Wt, 0.02);
+      this.textLayers.push(make('text.ctx', ctx0, [Mt, Wt]));
+      for (let l = 1; l < this.textDepth; l++) this.textLayers.push(make(`text.deep.${l}`, gaussian(rng('text', l), Mt * Wt, 0.02), [Mt, Wt]));
+    }
+    if (this.visionDepth > 0) {
+      const bound = vptUniformBound(model.config.image.patchSize, Wv);
+      const draw = (l: number) => {
+        if (config.vision.init === 'normal') return gaussian(rng('vision', l), Mv * Wv, 0.02);
+        const r = rng('vision', l);
+        return Float32Array.from({ length: Mv * Wv }, () => (2 * r.uniform() - 1) * bound);
+      };
+      this.visionLayers.push(make('vision.ctx', draw(0), [Mv, Wv]));
+      for (let l = 1; l < this.visionDepth; l++) this.visionLayers.push(make(`vision.deep.${l}`, draw(l), [Mv, Wv]));
+    }
+  }
+
+  get textTokens(): number {
+    return this.config.text.tokens;
+  }
+  get visionTokens(): number {
+    return this.config.vision.tokens;
+  }
+
+  /** Text prompt rows of layer l (0: the input context), or null past the depth. */
+  textLayer(l: number): Tensor | null {
+    return this.textLayers[l] ?? null;
+  }
+
+  visionLayer(l: number): Tensor | null {
+    return this.visionLayers[l] ?? null;
+  }
+
+  /** encodeImage options inserting the vision prompts (empty when the vision tower is not prompted). */
+  visionOptions(): VisionOptions {
+    if (!this.visionDepth) return {};
+    return { appendTokens: this.visionLayers[0]!, deepPrompts: (l) => (l > 0 ? this.visionLayer(l) : null) };
+  }
+
+  /** encodeTextEmbeddings options replacing positions 1..M_t at layers 1..J_t-1. */
+  textOptions(): TextOptions {
+    if (this.textDepth <= 1) return {};
+    return { promptStart: 1, deepPrompts: (l) => (l > 0 ? this.textLayer(l) : null) };
+  }
+
+  /** The image tower with the vision prompts (differentiable in them). */
+  encodeImage(pixels: Tensor): ImageEncoding {
+    return this.model.encodeImage(pixels, this.visionOptions());
+  }
+
+  /** The class prompts of `classnames` in chunks of `chunk` classes (needs text prompts). */
+  textBank(classnames: readonly string[], chunk: number): PromptBank {
+    if (!this.textDepth) throw new GpuError('deep prompts: no text prompts (text depth 0)');
+    const plan = planDeepTextPrompts(this.tokenizer, classnames, this.textTokens, this.config.text.init, this.model.config.text.contextLength);
+    return new PromptBank(this.model, plan, false, Math.max(1, Math.min(chunk, classnames.length)));
+  }
+
+  /** Unnormalised text features [n, E] of chunk i of `bank` (differentiable in the text prompts). */
+  encodeTextChunk(bank: PromptBank, i: number): Tensor {
+    const ch = bank.chunks[i]!;
+    return tidy(() => this.model.encodeTextEmbeddings(bank.embeddings(this.textLayers[0]!, i), ch.eot, this.textOptions()).embeds);
+  }
+
+  /** Normalised text features of every class of `bank`, without gradient [C, E]. */
+  encodeTextAllNoGrad(bank: PromptBank): Tensor {
+    return noGrad(() =>
+      tidy(() => {
+        const parts = bank.chunks.map((_, i) => this.encodeTextChunk(bank, i));
+        return l2normalize(parts.length === 1 ? parts[0]! : concat(parts, 0));
+      }),
+    );
+  }
+
+  /** Number of learned values. */
+  get count(): number {
+    let n = 0;
+    for (const t of this.params.values()) n += t.size;
+    return n;
+  }
+
+  /** One line describing the prompts (for the log). */
+  describe(): string {
+    const t = this.textDepth ? `text ${this.textTokens} tokens x depth ${this.textDepth}${this.initIds ? ` (layer 0 from "${this.config.text.init}")` : ''}` : 'text not prompted';
+    const v = this.visionDepth ? `vision ${this.visionTokens} tokens x depth ${this.visionDepth} (${this.config.vision.init === 'normal' ? 'N(0, 0.02)' : 'VPT uniform'})` : 'vision not prompted';
+    return `deep prompts: ${t}; ${v}; ${this.count} learned values`;
+  }
+
+  dispose(): void {
+    for (const t of this.params.values()) t.dispose();
+    this.params.clear();
+    this.textLayers = [];
+    this.visionLayers = [];
+  }
+}
