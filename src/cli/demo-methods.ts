@@ -1,5 +1,5 @@
 // The demo's methods: one entry per method, with the demo preset's options. The preset gives every
-// method the same number of optimiser steps, its official learning rate x DEMO_LR_FACTOR (the demo
+// method the same number of optimiser steps of the same batch size (32), its official learning rate x DEMO_LR_FACTOR (the demo
 // trains a small fraction of the official schedules), at most 16 ProLIP views, and otherwise the
 // official defaults (`cliptune train --help`). An entry whose method
 // the registry does not have is skipped with a note, so methods plug in as they land; a preset
@@ -31,6 +31,8 @@ export interface DemoMethod {
  * all methods, no per-method tuning.
  */
 export const DEMO_LR_FACTOR = 10;
+/** Images per step for every method (CoOp, DAPT and RPP use 32 officially; IVLP and Prompt-OT 4). */
+export const DEMO_BATCH = 32;
 /** RandomResizedCrop scale the demo asks for where a method has the option: the world CLIP was pretrained without crops. */
 export const DEMO_RRC_SCALE = '1,1';
 export const DEMO_MAX_VIEWS = 16;
@@ -93,11 +95,17 @@ export function demoFlags(entry: DemoMethod, spec: MethodSpec, ctx: BudgetContex
       given.views = String(views);
     }
   } else if (hasFlag(spec, 'epochs')) {
-    const batch = Number(defaults.batchSize ?? 32);
+    // Same steps and same images per step: the batch size is part of the budget.
+    if (hasFlag(spec, 'batch-size')) given['batch-size'] = String(DEMO_BATCH);
+    const batch = hasFlag(spec, 'batch-size') ? DEMO_BATCH : Number(defaults.batchSize ?? DEMO_BATCH);
     const perEpoch = dasslStepsPerEpoch(ctx.trainImages, batch);
     const epochs = Math.max(1, Math.round(ctx.steps / Math.max(1, perEpoch)));
     given.epochs = String(epochs);
     steps = epochs * perEpoch;
+    // A schedule longer than the run (Prompt-OT: 40-epoch cosine, evaluated at 30) keeps its ratio.
+    const sched = Number(defaults.scheduleEpochs ?? 0);
+    const officialEpochs = Number(defaults.epochs ?? 0);
+    if (sched > 0 && officialEpochs > 0 && hasFlag(spec, 'schedule-epochs')) given['schedule-epochs'] = String(Math.max(epochs, Math.round((epochs * sched) / officialEpochs)));
   }
   if (steps !== null && hasFlag(spec, 'lr') && typeof defaults.lr === 'number') given.lr = String(Number((defaults.lr * DEMO_LR_FACTOR).toPrecision(6)));
   const missing: string[] = [];
