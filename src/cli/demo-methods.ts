@@ -33,8 +33,12 @@ export interface DemoMethod {
 export const DEMO_LR_FACTOR = 10;
 /** Images per step for every method (CoOp, DAPT and RPP use 32 officially; IVLP and Prompt-OT 4). */
 export const DEMO_BATCH = 32;
-/** RandomResizedCrop scale the demo asks for where a method has the option: the world CLIP was pretrained without crops. */
-export const DEMO_RRC_SCALE = '1,1';
+/**
+ * The smallest RandomResizedCrop area the demo asks for where a method has `--crop-min` (1: no crop,
+ * flips only): the world CLIP was pretrained on whole images, and crops of its 32 px images cut
+ * the object off (docs/demo.md).
+ */
+export const DEMO_CROP_MIN = '1';
 export const DEMO_MAX_VIEWS = 16;
 
 export const DEMO_METHODS: readonly DemoMethod[] = [
@@ -42,12 +46,12 @@ export const DEMO_METHODS: readonly DemoMethod[] = [
   // The official C search (7-point grid + 8 bisection steps, 1000 L-BFGS iterations per fit) costs
   // more than all prompt methods together here; the demo keeps the grid and caps the iterations.
   { name: 'linear-probe', protocol: 'base-only', regularised: false, preset: { 'search-steps': '0', 'max-iter': '100' }, why: 'L-BFGS, no SGD steps; C from the 7-point grid on the val split; base classes only' },
-  { name: 'coop', protocol: 'base-to-novel', regularised: false, preset: { 'rrc-scale': DEMO_RRC_SCALE } },
-  { name: 'prolip', protocol: 'base-to-novel', regularised: true, preset: { 'rrc-scale': DEMO_RRC_SCALE } },
-  { name: 'ivlp', protocol: 'base-to-novel', regularised: false, preset: { 'rrc-scale': DEMO_RRC_SCALE } },
-  { name: 'prompt-ot', protocol: 'base-to-novel', regularised: true, preset: { 'rrc-scale': DEMO_RRC_SCALE } },
-  { name: 'dapt', protocol: 'base-to-novel', regularised: true, preset: { 'rrc-scale': DEMO_RRC_SCALE } },
-  { name: 'rpp', protocol: 'base-to-novel', regularised: true, preset: { 'rrc-scale': DEMO_RRC_SCALE } },
+  { name: 'coop', protocol: 'base-to-novel', regularised: false, preset: { 'crop-min': DEMO_CROP_MIN } },
+  { name: 'prolip', protocol: 'base-to-novel', regularised: true, preset: { 'crop-min': DEMO_CROP_MIN } },
+  { name: 'ivlp', protocol: 'base-to-novel', regularised: false, preset: { 'crop-min': DEMO_CROP_MIN } },
+  { name: 'prompt-ot', protocol: 'base-to-novel', regularised: true, preset: { 'crop-min': DEMO_CROP_MIN } },
+  { name: 'dapt', protocol: 'base-to-novel', regularised: true, preset: { 'crop-min': DEMO_CROP_MIN } },
+  { name: 'rpp', protocol: 'base-to-novel', regularised: true, preset: { 'crop-min': DEMO_CROP_MIN } },
 ];
 
 export function demoMethod(name: string): DemoMethod | undefined {

@@ -17,7 +17,7 @@ import { SPLIT_FILE, writeWorldDataset, type SplitCounts } from '../data/world/w
 import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
 import { Progress, formatSecs } from './progress.js';
-import { DEMO_BATCH, DEMO_LR_FACTOR, DEMO_MAX_VIEWS, DEMO_METHODS, DEMO_RRC_SCALE, demoFlags, demoMethod, type DemoMethod } from './demo-methods.js';
+import { DEMO_BATCH, DEMO_LR_FACTOR, DEMO_MAX_VIEWS, DEMO_METHODS, DEMO_CROP_MIN, demoFlags, demoMethod, type DemoMethod } from './demo-methods.js';
 import { loadReport } from './demo-plugins.js';
 import { IIMM_FILE, iimmCommand } from './iimm.js';
 
@@ -80,7 +80,7 @@ folder under DIR/runs (cliptune eval/report accept them).
 
 DEMO PRESET, not the official defaults: the same optimiser-step budget for every method (--steps,
 default ${FULL.steps}, batches of ${DEMO_BATCH}), each method's official learning rate x ${DEMO_LR_FACTOR} (a short schedule), at most
-${DEMO_MAX_VIEWS} ProLIP views, RandomResizedCrop scale ${DEMO_RRC_SCALE} (flip only) where a method has --rrc-scale.
+${DEMO_MAX_VIEWS} ProLIP views, no random crops (--crop-min ${DEMO_CROP_MIN}: flips only) where a method has that option.
 \`cliptune train\` keeps the official defaults.
 
   --methods LIST    default: ${ALL_METHODS.join(',')}
@@ -408,7 +408,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo = {}): Promise<DemoResu
     }
   }
 
-  const presetLine = `DEMO PRESET (not the official defaults): ${o.steps} optimiser steps (batches of ${DEMO_BATCH}) for every trained method, ${o.shots} shots, seeds ${seeds.join(',')}, official learning rates x ${DEMO_LR_FACTOR}, <= ${DEMO_MAX_VIEWS} ProLIP views, training crops off (--rrc-scale ${DEMO_RRC_SCALE}) where a method has the option${o.quick ? ' [--quick]' : ''}`;
+  const presetLine = `DEMO PRESET (not the official defaults): ${o.steps} optimiser steps (batches of ${DEMO_BATCH}) for every trained method, ${o.shots} shots, seeds ${seeds.join(',')}, official learning rates x ${DEMO_LR_FACTOR}, <= ${DEMO_MAX_VIEWS} ProLIP views, training crops off (--crop-min ${DEMO_CROP_MIN}) where a method has the option${o.quick ? ' [--quick]' : ''}`;
   say(`cliptune demo: the world CLIP (${o.weights}) adapted on the synthetic world`);
   say(presetLine);
   say(`base-to-novel on the ${o.domain} domain (24 base / 24 novel classes), cross-domain target ${o.target}; ${cpus().length} CPUs, load average ${load.start.map((x) => x.toFixed(2)).join(' ')}`);
