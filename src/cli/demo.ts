@@ -49,7 +49,7 @@ export const FULL: Omit<DemoOptions, 'out' | 'weights' | 'methods'> = {
   seeds: 1,
   steps: 60,
   shots: 16,
-  counts: { train: 16, val: 4, test: 16 },
+  counts: { train: 32, val: 4, test: 16 },
   domain: 'sketch',
   target: 'plain',
   iimmDomains: ['plain', 'sketch', 'noise', 'pixelated'],
@@ -61,7 +61,7 @@ export const QUICK: Omit<DemoOptions, 'out' | 'weights' | 'methods'> = {
   seeds: 1,
   steps: 24,
   shots: 8,
-  counts: { train: 8, val: 4, test: 8 },
+  counts: { train: 16, val: 4, test: 8 },
   domain: 'sketch',
   target: 'plain',
   iimmDomains: ['plain', 'sketch', 'noise'],
@@ -155,7 +155,8 @@ export function parseDemoArgs(argv: string[]): DemoOptions | 'help' {
   const iimmDomains = iimmArg === undefined ? base.iimmDomains : iimmArg === 'none' ? [] : iimmArg.split(',').map((d) => domainArg(d.trim(), 'iimm-domains')!);
   if (iimmDomains.length === 1) throw new UsageError('--iimm-domains: a fit needs at least 2 domains (or none)');
   const shots = posInt(values.shots as string | undefined, 'shots') ?? base.shots;
-  const counts = { ...base.counts, train: Math.max(base.counts.train, shots) };
+  // Twice the shots per class, so that seeds draw different few-shot subsets.
+  const counts = { ...base.counts, train: Math.max(base.counts.train, 2 * shots) };
   return {
     ...base,
     methods,

@@ -56,7 +56,7 @@ test('a folder that holds something else is refused, untouched', async () => {
 test(`smaller demo over ${SEEDS} seeds: every registered method, cross-domain, table`, async () => {
   const o = parseDemoArgs(['--out', join(root, 'demo'), '--weights', WEIGHTS, '--seeds', String(SEEDS), '--steps', '12', '--shots', '4', '--iimm-domains', 'none']);
   if (o === 'help') throw new Error('unreachable');
-  o.counts = { train: 4, val: 2, test: 8 };
+  o.counts = { train: 8, val: 2, test: 8 };
   const t0 = performance.now();
   result = await runDemo(o, { out: { write: (s: string) => (out += s) }, err: { write: (s: string) => (err += s) } });
   const secs = (performance.now() - t0) / 1000;
