@@ -21,19 +21,15 @@ import { l2normalize } from '../ops/distance.js';
 import { crossEntropy } from '../ops/losses.js';
 import { concat, reshape, slice } from '../ops/shape.js';
 import { embedding } from '../ops/index-ops.js';
-import { SGD, type Optimizer } from '../nn/optim.js';
-import { dasslCosineSchedule } from '../nn/schedule.js';
 import { ClipModel } from '../clip/model.js';
 import type { ClipTokenizer } from '../clip/tokenizer.js';
 import { ChunkedEncoder } from '../clip/chunked.js';
 import { Rng } from '../clip/rng.js';
-import { DASSL_RRC_SCALE } from '../clip/augment.js';
-import { ImageLoader } from '../data/loader-node.js';
 import { promptClassname } from '../data/datasets.js';
-import { DecodeMemo } from '../train/features.js';
-import type { AdaptMethod, Classifier, DefaultsContext, MethodEnv, MethodSpec, OptionValue, StepContext, StepOutput, TrainPlan } from './method.js';
+import type { AdaptMethod, Classifier, DefaultsContext, MethodEnv, MethodSpec, OptionValue, StepContext, StepOutput } from './method.js';
 import { MethodOptionError } from './method.js';
 import { initRunCtxCount, initTensor, readInitSource } from './init-from.js';
+import { DASSL_SGD_DEFAULTS, DASSL_SGD_OPTIONS, DasslPromptMethod, SGD_LR_OPTION, chunkedText, sameClasses, wordEmbeddings, type ImageBatch } from './prompt-common.js';
 
 export type ClassTokenPosition = 'end' | 'middle' | 'front';
 
@@ -184,66 +180,16 @@ export class PromptBank {
   }
 }
 
-/** Dassl's training batches per epoch: drop_last when the set holds at least one full batch. */
-export function dasslStepsPerEpoch(items: number, batch: number): number {
-  return items >= batch ? Math.floor(items / batch) : items > 0 ? 1 : 0;
-}
+// Dassl's batching moved to prompt-common.ts (shared by the prompt methods); re-exported for callers.
+export { dasslStepsPerEpoch, shuffledOrder, epochRng, imageBatches } from './prompt-common.js';
 
-/** Fisher-Yates with our Rng (the visiting order of one epoch). */
-export function shuffledOrder(n: number, rng: Rng): number[] {
-  const order = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.randint(0, i + 1);
-    const t = order[i]!;
-    order[i] = order[j]!;
-    order[j] = t;
-  }
-  return order;
-}
-
-/** The generator of epoch `epoch` of a run with `seed`: shuffling, then one fork per visited image (its augmentation). */
-export function epochRng(seed: number, epoch: number): Rng {
-  return new Rng(`cliptune-epoch\u0001${seed}\u0001${epoch}`);
-}
-
-/**
- * The augmented training batches of one epoch, from batch `startStep` on. Everything is decided by
- * (seed, epoch): skipping k batches advances the generator by the forks those images would have taken.
- */
-export async function* imageBatches(
-  items: readonly { impath: string; label: number }[],
-  o: { seed: number; epoch: number; startStep: number; batch: number; size: number; scale: readonly [number, number]; decode: (p: string) => Promise<import('../clip/rgb-image.js').RgbImage> },
-): AsyncGenerator<{ pixels: Float32Array; labels: Int32Array; count: number }> {
-  const rng = epochRng(o.seed, o.epoch);
-  const order = shuffledOrder(items.length, rng);
-  const steps = dasslStepsPerEpoch(items.length, o.batch);
-  const used = items.length >= o.batch ? steps * o.batch : items.length;
-  const skip = Math.min(used, o.startStep * o.batch);
-  for (let i = 0; i < skip; i++) rng.fork();
-  const rest = order.slice(skip, used).map((i) => items[i]!);
-  if (!rest.length) return;
-  const loader = new ImageLoader(rest, { batchSize: o.batch, mode: 'train', size: o.size, rng, shuffle: false, augment: { scale: o.scale, flipP: 0.5 }, decode: o.decode });
-  for await (const b of loader) yield { pixels: b.images, labels: b.labels, count: b.count };
-}
-
-interface CoopBatch {
-  pixels: Float32Array;
-  labels: Int32Array;
-  count: number;
-}
-
-export class CoopMethod implements AdaptMethod<CoopBatch> {
+export class CoopMethod extends DasslPromptMethod implements AdaptMethod<ImageBatch> {
   readonly name = 'coop';
   readonly params = new Map<string, Tensor>();
   readonly caches = ['frozen token embeddings of the class prompts (memory)', 'pre-projection test features (test transform), at evaluation'];
-  private env: MethodEnv | null = null;
   private bank: PromptBank | null = null;
   private chunked: ChunkedEncoder | null = null;
   private logitScale = 100;
-  private lrTable: number[] = [];
-  private readonly decode = new DecodeMemo().decode;
-
-  constructor(readonly options: Readonly<Record<string, OptionValue>>) {}
 
   private get o() {
     const o = this.options;
@@ -252,14 +198,7 @@ export class CoopMethod implements AdaptMethod<CoopBatch> {
       init: (o.ctxInit as string) || null,
       csc: o.csc as boolean,
       position: o.classTokenPosition as ClassTokenPosition,
-      epochs: o.epochs as number,
-      lr: o.lr as number,
-      batch: o.batchSize as number,
       chunk: o.textChunk as number,
-      momentum: o.momentum as number,
-      weightDecay: o.weightDecay as number,
-      warmupEpochs: o.warmupEpochs as number,
-      warmupLr: o.warmupLr as number,
       initFrom: (o.initFrom as string | undefined) ?? '',
     };
   }
@@ -280,10 +219,7 @@ export class CoopMethod implements AdaptMethod<CoopBatch> {
     // Initial context: the init words' embeddings (replicated per class for CSC), else N(0, 0.02).
     let init: Float32Array;
     if (o.init) {
-      const ids = Int32Array.from(initTokens(tokenizer, o.init));
-      const e = noGrad(() => model.tokenEmbeddings({ ids, rows: 1, length: ids.length }));
-      const words = (await e.read()) as Float32Array;
-      e.dispose();
+      const words = await wordEmbeddings(model, initTokens(tokenizer, o.init));
       init = new Float32Array((o.csc ? C : 1) * o.nCtx * W);
       for (let k = 0; k < (o.csc ? C : 1); k++) init.set(words, k * words.length);
     } else {
@@ -300,45 +236,16 @@ export class CoopMethod implements AdaptMethod<CoopBatch> {
     this.params.set('ctx', ctx);
     this.logitScale = await noGrad(() => model.logitScale()).item();
     if (this.bank.chunks.length > 1) this.chunked = new ChunkedEncoder((s) => this.bank!.encode(ctx, s / this.bank!.chunk), C, this.bank.chunk);
-    this.lrTable = dasslCosineSchedule({ baseLr: o.lr, maxEpoch: o.epochs, warmupEpochs: o.warmupEpochs, warmupType: 'constant', warmupLr: o.warmupLr });
   }
 
-  plan(): TrainPlan {
-    const n = this.env?.train.length ?? 0;
-    const steps = dasslStepsPerEpoch(n, this.o.batch);
-    return { epochs: this.o.epochs, stepsPerEpoch: steps, imagesPerStep: Math.min(n, this.o.batch) };
-  }
-
-  createOptimizer(): Optimizer {
-    const o = this.o;
-    return new SGD([this.params.get('ctx')!], { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
-  }
-
-  learningRate(epoch: number): number {
-    return this.lrTable[epoch] ?? this.lrTable[this.lrTable.length - 1]!;
-  }
-
-  batches(epoch: number, startStep: number): AsyncIterable<CoopBatch> {
-    const env = this.env!;
-    return imageBatches(env.train, { seed: env.seed, epoch, startStep, batch: this.o.batch, size: env.model.config.image.resolution, scale: DASSL_RRC_SCALE, decode: this.decode });
-  }
-
-  step(b: CoopBatch, _ctx: StepContext): StepOutput {
+  step(b: ImageBatch, _ctx: StepContext): StepOutput {
     const env = this.env!;
     const { model, gpu } = env;
     const res = model.config.image.resolution;
     const ctx = this.params.get('ctx')!;
     const img = noGrad(() => l2normalize(model.encodeImage(tensor(b.pixels, [b.count, 3, res, res], 'f32', gpu)).embeds));
     const labels = tensor(b.labels, [b.count], 'i32', gpu);
-    let text: Tensor;
-    let afterBackward: (() => void) | undefined;
-    if (this.chunked) {
-      const enc = this.chunked;
-      text = keep(enc.forward());
-      afterBackward = () => enc.backward();
-    } else {
-      text = this.bank!.encode(ctx, 0);
-    }
+    const { text, afterBackward } = chunkedText(this.chunked, () => this.bank!.encode(ctx, 0));
     const logits = scaleBy(matmul(img, l2normalize(text), { transB: true }), this.logitScale);
     return { loss: crossEntropy(logits, labels), afterBackward };
   }
@@ -346,16 +253,8 @@ export class CoopMethod implements AdaptMethod<CoopBatch> {
   async classifier(classnames: readonly string[], env: MethodEnv): Promise<Classifier> {
     const ctx = this.params.get('ctx');
     if (!ctx || !this.bank) throw new GpuError('coop: classifier() before prepare()');
-    const same = classnames.length === env.classnames.length && classnames.every((c, i) => c === env.classnames[i]);
-    if (this.o.csc && !same) throw new MethodOptionError('class-specific contexts (--csc) exist only for the training classes; they cannot classify other (novel) classes');
-    let text: Tensor;
-    if (same) text = keep(this.bank.encodeAllNoGrad(ctx));
-    else {
-      const plan = planCoopPrompts(env.tokenizer, classnames, this.promptOptions(), env.model.config.text.contextLength);
-      const bank = new PromptBank(env.model, plan, false, Math.min(this.o.chunk, classnames.length));
-      text = keep(bank.encodeAllNoGrad(ctx));
-      bank.dispose();
-    }
+    if (this.o.csc && !sameClasses(classnames, env.classnames)) throw new MethodOptionError('class-specific contexts (--csc) exist only for the training classes; they cannot classify other (novel) classes');
+    const text = keep(classPromptText(env, this.bank, ctx, classnames, this.promptOptions(), this.o.chunk));
     const proj = env.model.param('visual.proj');
     return { text, scale: this.logitScale, embedPooled: (p) => matmul(p, proj), dispose: () => text.dispose() };
   }
@@ -364,6 +263,22 @@ export class CoopMethod implements AdaptMethod<CoopBatch> {
     this.bank?.dispose();
     for (const t of this.params.values()) t.dispose();
     this.params.clear();
+  }
+}
+
+/**
+ * Normalised text features [C, E] of `classnames` with the unified context `ctx`, without gradient:
+ * from the training prompts (`bank`) when these are the training classes, else from a bank built
+ * for them with the same prompt options.
+ */
+export function classPromptText(env: MethodEnv, bank: PromptBank, ctx: Tensor, classnames: readonly string[], o: CoopPromptOptions, chunk: number): Tensor {
+  if (sameClasses(classnames, env.classnames)) return bank.encodeAllNoGrad(ctx);
+  const plan = planCoopPrompts(env.tokenizer, classnames, o, env.model.config.text.contextLength);
+  const other = new PromptBank(env.model, plan, false, Math.min(chunk, classnames.length));
+  try {
+    return other.encodeAllNoGrad(ctx);
+  } finally {
+    other.dispose();
   }
 }
 
@@ -414,13 +329,8 @@ export const COOP: MethodSpec = {
     { key: 'csc', flag: 'csc', type: 'bool', help: 'class-specific contexts (one set per class)' },
     { key: 'classTokenPosition', flag: 'class-token-position', type: 'string', choices: ['end', 'middle', 'front'], help: 'where the class name goes in the prompt' },
     { key: 'epochs', flag: 'epochs', type: 'int', min: 1, help: 'training epochs (CoOp: 50 for 1 shot, 100 for 2-4, 200 for 8-16; ImageNet 50)' },
-    { key: 'lr', flag: 'lr', type: 'float', min: 0, exclusiveMin: true, help: 'SGD learning rate (Dassl cosine, stepped per epoch)' },
-    { key: 'batchSize', flag: 'batch-size', type: 'int', min: 1, help: 'images per step' },
-    { key: 'momentum', flag: 'momentum', type: 'float', min: 0, help: 'SGD momentum' },
-    { key: 'weightDecay', flag: 'weight-decay', type: 'float', min: 0, help: 'SGD weight decay' },
-    { key: 'warmupEpochs', flag: 'warmup-epochs', type: 'int', min: 0, help: 'constant warm-up epochs' },
-    { key: 'warmupLr', flag: 'warmup-lr', type: 'float', min: 0, help: 'learning rate of the warm-up epochs' },
-    { key: 'textChunk', flag: 'text-chunk', type: 'int', min: 1, help: 'classes per text-encoder chunk (bounds memory; the backward re-runs chunks)' },
+    SGD_LR_OPTION,
+    ...DASSL_SGD_OPTIONS,
     { key: 'initFrom', flag: 'init-from', type: 'string', help: 'start the context from a CoOp or RPP run folder (its checkpoint\'s ctx); M follows that run unless --n-ctx is given' },
   ],
   defaults: (ctx: DefaultsContext) => ({
@@ -431,11 +341,7 @@ export const COOP: MethodSpec = {
     epochs: coopEpochs(ctx.shots, ctx.datasetName),
     lr: 0.002,
     batchSize: 32,
-    momentum: 0.9,
-    weightDecay: 5e-4,
-    warmupEpochs: 1,
-    warmupLr: 1e-5,
-    textChunk: 128,
+    ...DASSL_SGD_DEFAULTS,
     initFrom: '',
   }),
   finalize: (opts, given) => {

@@ -22,17 +22,15 @@ import { matmul } from '../ops/matmul.js';
 import { l2normalize, pairwiseSqDist } from '../ops/distance.js';
 import { crossEntropy, mse } from '../ops/losses.js';
 import { sum } from '../ops/reduce.js';
-import { concat, slice } from '../ops/shape.js';
 import { indexSelect } from '../ops/index-ops.js';
-import { SGD, type Optimizer } from '../nn/optim.js';
-import { dasslCosineSchedule } from '../nn/schedule.js';
 import { ChunkedEncoder } from '../clip/chunked.js';
 import { Rng } from '../clip/rng.js';
 import { DASSL_RRC_SCALE } from '../clip/augment.js';
-import { DecodeMemo } from '../train/features.js';
-import { PromptBank, planCoopPrompts, imageBatches, dasslStepsPerEpoch, gaussian, coopEpochs, type CoopPromptOptions } from './coop.js';
-import { otLoss, OT_STAT } from './ot.js';
-import { composeLoss, MethodOptionError, type AdaptMethod, type Classifier, type DefaultsContext, type LossTerm, type MethodEnv, type MethodSpec, type OptionValue, type StepContext, type StepOutput, type TrainPlan, type ViewSpec } from './method.js';
+import { PromptBank, planCoopPrompts, classPromptText, gaussian, coopEpochs, type CoopPromptOptions } from './coop.js';
+import { vptUniformBound } from './deep-prompts.js';
+import { otRunSummary, promptOtTerm } from './prompt-ot.js';
+import { DASSL_SGD_DEFAULTS, DASSL_SGD_OPTIONS, DasslPromptMethod, chunkedText, type ImageBatch } from './prompt-common.js';
+import { composeLoss, MethodOptionError, type AdaptMethod, type Classifier, type DefaultsContext, type LossTerm, type MethodEnv, type MethodSpec, type OptionValue, type StepContext, type StepOutput, type StepRecord, type ViewSpec } from './method.js';
 
 // ---------------------------------------------------------------------------------------------
 // The dispersion losses (separate pieces other methods can compose)
@@ -87,34 +85,6 @@ export function classPrototypes(normalised: Float32Array, labels: ArrayLike<numb
   return out;
 }
 
-export interface JointOtInputs {
-  /** Normalised adapted image features [B, E] and text features of every class [C, E]. */
-  image: Tensor;
-  text: Tensor;
-  /** Normalised frozen image features of the same images [B, E] and frozen class text features [C, E]. */
-  frozenImage: Tensor;
-  frozenText: Tensor;
-  labels: Tensor;
-  /** Cost scale η (Prompt-OT's eta1 = 0.5). */
-  eta?: number;
-}
-
-/**
- * Prompt-OT's term (methods.md 5.b): ⟨π*, C⟩ with C_ij = η‖z_i − z⁰_j‖², z_i = [v_i; t_{y_i}],
- * z⁰_j = [v⁰_j; t⁰_{y_j}], the exact plan with uniform marginals held constant in backward (otLoss).
- * Returns the scalar loss and the solver's stats (OT_STAT).
- */
-export function jointOtLoss(i: JointOtInputs): { loss: Tensor; stats: Tensor } {
-  return tidy(() => {
-    const z = concat([i.image, indexSelect(i.text, 0, i.labels)], 1);
-    const z0 = noGrad(() => concat([i.frozenImage, indexSelect(i.frozenText, 0, i.labels)], 1));
-    const cost = scaleBy(pairwiseSqDist(z, z0), i.eta ?? 0.5);
-    const r = otLoss(cost, { solver: 'exact' });
-    r.plan.dispose();
-    return { loss: r.loss, stats: r.stats };
-  });
-}
-
 // ---------------------------------------------------------------------------------------------
 // Presets and initialisation
 
@@ -154,11 +124,6 @@ export function daptPreset(name: string): DaptHyper {
   return p;
 }
 
-/** VPT's uniform init bound sqrt(6/(3·p² + d)) for patch size p and prompt width d (0.0625 for ViT-B/16). */
-export function visualPromptBound(patchSize: number, width: number): number {
-  return Math.sqrt(6 / (3 * patchSize * patchSize + width));
-}
-
 /** n draws of uniform(−bound, bound) from our generator. */
 export function uniformInit(rng: Rng, n: number, bound: number): Float32Array {
   const a = new Float32Array(n);
@@ -169,26 +134,18 @@ export function uniformInit(rng: Rng, n: number, bound: number): Float32Array {
 // ---------------------------------------------------------------------------------------------
 // The method
 
-interface DaptBatch {
-  pixels: Float32Array;
-  labels: Int32Array;
-  count: number;
-}
-
-export class DaptMethod implements AdaptMethod<DaptBatch> {
+export class DaptMethod extends DasslPromptMethod implements AdaptMethod<ImageBatch> {
   readonly name = 'dapt';
   readonly params = new Map<string, Tensor>();
   readonly caches: string[];
-  private env: MethodEnv | null = null;
   private bank: PromptBank | null = null;
   private chunked: ChunkedEncoder | null = null;
   private prototypes: Tensor | null = null;
   private frozenText: Tensor | null = null;
   private logitScale = 100;
-  private lrTable: number[] = [];
-  private readonly decode = new DecodeMemo().decode;
 
-  constructor(readonly options: Readonly<Record<string, OptionValue>>) {
+  constructor(options: Readonly<Record<string, OptionValue>>) {
+    super(options);
     this.caches = [
       `class prototypes: frozen image features of one augmented view (RandomResizedCrop ${DASSL_RRC_SCALE.join('-')} + flip) per training image, per seed`,
       'frozen token embeddings of the class prompts (memory)',
@@ -207,12 +164,6 @@ export class DaptMethod implements AdaptMethod<DaptBatch> {
       betaT: o.betaT as number,
       rbfT: o.rbfT as number,
       otLambda: o.otLambda as number,
-      epochs: o.epochs as number,
-      batch: o.batchSize as number,
-      momentum: o.momentum as number,
-      weightDecay: o.weightDecay as number,
-      warmupEpochs: o.warmupEpochs as number,
-      warmupLr: o.warmupLr as number,
       chunk: o.textChunk as number,
     };
   }
@@ -243,13 +194,12 @@ export class DaptMethod implements AdaptMethod<DaptBatch> {
     const plan = planCoopPrompts(tokenizer, env.classnames, this.promptOptions(), model.config.text.contextLength);
     this.bank = new PromptBank(model, plan, false, Math.min(o.chunk, C));
     const ctx = keep(tensor(gaussian(new Rng(`cliptune-dapt-ctx\u0001${env.seed}`), o.nCtx * Wt, 0.02), [o.nCtx, Wt], 'f32', gpu)).param('ctx');
-    const bound = visualPromptBound(patchSize, Wv);
+    const bound = vptUniformBound(patchSize, Wv);
     const vpt = keep(tensor(uniformInit(new Rng(`cliptune-dapt-vpt\u0001${env.seed}`), o.nCtxVision * Wv, bound), [o.nCtxVision, Wv], 'f32', gpu)).param('visual_prompts');
     this.params.set('ctx', ctx);
     this.params.set('visual_prompts', vpt);
     this.logitScale = await noGrad(() => model.logitScale()).item();
     if (this.bank.chunks.length > 1) this.chunked = new ChunkedEncoder((s) => this.bank!.encode(ctx, s / this.bank!.chunk), C, this.bank.chunk);
-    this.lrTable = dasslCosineSchedule({ baseLr: o.lr, maxEpoch: o.epochs, warmupEpochs: o.warmupEpochs, warmupType: 'constant', warmupLr: o.warmupLr });
     if (env.purpose === 'eval') return;
     if (!env.train.length) throw new GpuError('dapt: the training set is empty');
     if (o.betaV > 0) {
@@ -263,27 +213,7 @@ export class DaptMethod implements AdaptMethod<DaptBatch> {
     if (o.otLambda > 0) this.frozenText = keep(tensor(await env.features.textWeights(env.classnames, ['a photo of a {}.']), [C, E], 'f32', gpu));
   }
 
-  plan(): TrainPlan {
-    const n = this.env?.train.length ?? 0;
-    return { epochs: this.o.epochs, stepsPerEpoch: dasslStepsPerEpoch(n, this.o.batch), imagesPerStep: Math.min(n, this.o.batch) };
-  }
-
-  /** One SGD over both prompt sets (DAPT's single optimiser over the prompt learner). */
-  createOptimizer(): Optimizer {
-    const o = this.o;
-    return new SGD([...this.params.values()], { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
-  }
-
-  learningRate(epoch: number): number {
-    return this.lrTable[epoch] ?? this.lrTable[this.lrTable.length - 1]!;
-  }
-
-  batches(epoch: number, startStep: number): AsyncIterable<DaptBatch> {
-    const env = this.env!;
-    return imageBatches(env.train, { seed: env.seed, epoch, startStep, batch: this.o.batch, size: env.model.config.image.resolution, scale: DASSL_RRC_SCALE, decode: this.decode });
-  }
-
-  step(b: DaptBatch, _ctx: StepContext): StepOutput {
+  step(b: ImageBatch, _ctx: StepContext): StepOutput {
     const env = this.env!;
     const { model, gpu } = env;
     const o = this.o;
@@ -293,46 +223,37 @@ export class DaptMethod implements AdaptMethod<DaptBatch> {
     const pixels = tensor(b.pixels, [b.count, 3, res, res], 'f32', gpu);
     const labels = tensor(b.labels, [b.count], 'i32', gpu);
     const f = l2normalize(model.encodeImage(pixels, { insertAfterCls: vpt }).embeds);
-    let text: Tensor;
-    let afterBackward: (() => void) | undefined;
-    if (this.chunked) {
-      const enc = this.chunked;
-      text = keep(enc.forward());
-      afterBackward = () => enc.backward();
-    } else {
-      text = this.bank!.encode(ctx, 0);
-    }
+    const { text, afterBackward } = chunkedText(this.chunked, () => this.bank!.encode(ctx, 0));
     const w = l2normalize(text);
     const logits = scaleBy(matmul(f, w, { transB: true }), this.logitScale);
     const terms: LossTerm[] = [{ name: 'ce', weight: 1, value: crossEntropy(logits, labels) }];
     // A term with weight 0 is not computed at all (benchmarks time the step without DAPT's terms).
     if (o.betaV > 0) terms.push({ name: 'intra', weight: o.betaV, value: intraDispersionLoss(f, this.prototypes!, labels) });
     if (o.betaT > 0) terms.push({ name: 'inter', weight: o.betaT, value: interDispersionLoss(w, o.rbfT) });
-    let otStats: Tensor | null = null;
+    let otNonIdentity: Tensor | null = null;
     if (o.otLambda > 0) {
-      const frozenImage = noGrad(() => l2normalize(model.encodeImage(pixels).embeds));
-      const ot = jointOtLoss({ image: f, text: w, frozenImage, frozenText: this.frozenText!, labels });
-      terms.push({ name: 'ot', weight: o.otLambda, value: ot.loss });
-      otStats = ot.stats;
+      // Prompt-OT's term (exact plan, η = 0.5) between [f; w_y] and the frozen [f⁰; t⁰_y].
+      const image0 = noGrad(() => l2normalize(model.encodeImage(pixels).embeds));
+      const ot = promptOtTerm({ image: f, text: w, image0, text0: this.frozenText!, labels, eta: 0.5, lambda: o.otLambda, ot: { solver: 'exact' } });
+      terms.push(ot.term);
+      otNonIdentity = ot.logs.ot_nonidentity!;
     }
     const out = composeLoss(terms);
-    if (otStats) out.terms.ot_non_identity = noGrad(() => slice(otStats!, 0, OT_STAT.nonIdentity, OT_STAT.nonIdentity + 1));
+    // DAPT's log key for the exact plan's non-identity flag (Prompt-OT's is ot_nonidentity).
+    if (otNonIdentity) out.terms.ot_non_identity = otNonIdentity;
     return { loss: out.loss, terms: out.terms, afterBackward };
+  }
+
+  /** With --ot-lambda: the share of steps whose exact OT plan was not the identity, over the whole run. */
+  summarizeRun(steps: readonly StepRecord[]): Record<string, number> | null {
+    return this.o.otLambda > 0 ? otRunSummary(steps, 'exact', 'ot_non_identity') : null;
   }
 
   async classifier(classnames: readonly string[], env: MethodEnv): Promise<Classifier> {
     const ctx = this.params.get('ctx');
     const vpt = this.params.get('visual_prompts');
     if (!ctx || !vpt || !this.bank) throw new GpuError('dapt: classifier() before prepare()');
-    const same = classnames.length === env.classnames.length && classnames.every((c, i) => c === env.classnames[i]);
-    let text: Tensor;
-    if (same) text = keep(this.bank.encodeAllNoGrad(ctx));
-    else {
-      const plan = planCoopPrompts(env.tokenizer, classnames, this.promptOptions(), env.model.config.text.contextLength);
-      const bank = new PromptBank(env.model, plan, false, Math.min(this.o.chunk, classnames.length));
-      text = keep(bank.encodeAllNoGrad(ctx));
-      bank.dispose();
-    }
+    const text = keep(classPromptText(env, this.bank, ctx, classnames, this.promptOptions(), this.o.chunk));
     const model = env.model;
     return { text, scale: this.logitScale, embedPixels: (pixels) => model.encodeImage(pixels, { insertAfterCls: vpt }).embeds, dispose: () => text.dispose() };
   }
@@ -362,12 +283,7 @@ export const DAPT: MethodSpec = {
     { key: 'rbfT', flag: 'rbf-t', type: 'float', min: 0, help: 'temperature t of the inter-dispersion kernel' },
     { key: 'otLambda', flag: 'ot-lambda', type: 'float', min: 0, help: 'weight of Prompt-OT\'s transport term on joint [image; class text] features vs the frozen model\'s (0: off)' },
     { key: 'epochs', flag: 'epochs', type: 'int', min: 1, help: 'training epochs (50 for 1 shot, 100 for 2-4, 200 for 8-16; ImageNet 50)' },
-    { key: 'batchSize', flag: 'batch-size', type: 'int', min: 1, help: 'images per step' },
-    { key: 'momentum', flag: 'momentum', type: 'float', min: 0, help: 'SGD momentum' },
-    { key: 'weightDecay', flag: 'weight-decay', type: 'float', min: 0, help: 'SGD weight decay' },
-    { key: 'warmupEpochs', flag: 'warmup-epochs', type: 'int', min: 0, help: 'constant warm-up epochs' },
-    { key: 'warmupLr', flag: 'warmup-lr', type: 'float', min: 0, help: 'learning rate of the warm-up epochs' },
-    { key: 'textChunk', flag: 'text-chunk', type: 'int', min: 1, help: 'classes per text-encoder chunk (bounds memory; the backward re-runs chunks)' },
+    ...DASSL_SGD_OPTIONS,
   ],
   defaults: (ctx: DefaultsContext) => {
     const preset = daptPresetName(ctx.datasetName);
@@ -383,11 +299,7 @@ export const DAPT: MethodSpec = {
       otLambda: 0,
       epochs: coopEpochs(ctx.shots, ctx.datasetName),
       batchSize: 32,
-      momentum: 0.9,
-      weightDecay: 5e-4,
-      warmupEpochs: 1,
-      warmupLr: 1e-5,
-      textChunk: 128,
+      ...DASSL_SGD_DEFAULTS,
     };
   },
   finalize: (opts, given) => {

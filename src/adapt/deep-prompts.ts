@@ -19,6 +19,7 @@ import type { ClipTokenizer } from '../clip/tokenizer.js';
 import { Rng } from '../clip/rng.js';
 import { PromptBank, gaussian, planCoopPrompts, type PromptPlan } from './coop.js';
 import { MethodOptionError } from './method.js';
+import { wordEmbeddings } from './prompt-common.js';
 
 export type VisionPromptInit = 'normal' | 'uniform';
 
@@ -138,12 +139,8 @@ export class DeepPrompts {
       if (layout.note) this.notes.push(layout.note);
       this.initIds = layout.initIds;
       let ctx0: Float32Array;
-      if (layout.initIds) {
-        const ids = Int32Array.from(layout.initIds);
-        const e = noGrad(() => model.tokenEmbeddings({ ids, rows: 1, length: ids.length }));
-        ctx0 = (await e.read()) as Float32Array;
-        e.dispose();
-      } else ctx0 = gaussian(rng('text', 0), Mt * Wt, 0.02);
+      if (layout.initIds) ctx0 = await wordEmbeddings(model, layout.initIds);
+      else ctx0 = gaussian(rng('text', 0), Mt * Wt, 0.02);
       this.textLayers.push(make('text.ctx', ctx0, [Mt, Wt]));
       for (let l = 1; l < this.textDepth; l++) this.textLayers.push(make(`text.deep.${l}`, gaussian(rng('text', l), Mt * Wt, 0.02), [Mt, Wt]));
     }

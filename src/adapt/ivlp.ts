@@ -15,12 +15,10 @@ import { scale as scaleBy } from '../ops/elementwise.js';
 import { matmul } from '../ops/matmul.js';
 import { l2normalize } from '../ops/distance.js';
 import { crossEntropy } from '../ops/losses.js';
-import { SGD, type Optimizer } from '../nn/optim.js';
-import { dasslCosineSchedule } from '../nn/schedule.js';
+import type { Optimizer } from '../nn/optim.js';
 import { ChunkedEncoder } from '../clip/chunked.js';
-import { DASSL_RRC_SCALE } from '../clip/augment.js';
-import { DecodeMemo } from '../train/features.js';
-import { dasslStepsPerEpoch, imageBatches, type PromptBank } from './coop.js';
+import type { PromptBank } from './coop.js';
+import { DASSL_SGD_DEFAULTS, DASSL_SGD_OPTIONS, DasslPromptMethod, SGD_LR_OPTION, chunkedText, sameClasses, type ImageBatch } from './prompt-common.js';
 import { zeroShotWeights } from './zeroshot.js';
 import { DeepPrompts, type DeepPromptConfig, type VisionPromptInit } from './deep-prompts.js';
 import {
@@ -36,7 +34,7 @@ import {
   type OptionValue,
   type StepContext,
   type StepOutput,
-  type TrainPlan,
+  type StepRecord,
 } from './method.js';
 
 /** The template of an unprompted text tower (VPT), and Prompt-OT's frozen text (template 0). */
@@ -66,13 +64,9 @@ export interface DeepPromptRegulariser {
   terms(s: DeepPromptStep): { terms: LossTerm[]; logs?: Record<string, Tensor> };
   /** A line for the user on what happened so far (stats), or null. */
   summary?(): Promise<string | null>;
+  /** Run-level figures for the report (AdaptMethod.summarizeRun). */
+  summarizeRun?(steps: readonly StepRecord[]): Record<string, number> | null;
   dispose(): void;
-}
-
-interface ImageBatch {
-  pixels: Float32Array;
-  labels: Int32Array;
-  count: number;
 }
 
 export interface DeepPromptMethodConfig {
@@ -91,26 +85,22 @@ export function deepPromptConfig(o: Readonly<Record<string, OptionValue>>): Deep
   };
 }
 
-export class DeepPromptMethod implements AdaptMethod<ImageBatch> {
+export class DeepPromptMethod extends DasslPromptMethod implements AdaptMethod<ImageBatch> {
   readonly name: string;
-  readonly options: Readonly<Record<string, OptionValue>>;
   readonly params = new Map<string, Tensor>();
   readonly caches: string[];
   readonly regulariser: DeepPromptRegulariser | null;
   private readonly fixed: Readonly<Record<string, OptionValue>>;
-  private env: MethodEnv | null = null;
   private prompts_: DeepPrompts | null = null;
   private bank: PromptBank | null = null;
   private chunked: ChunkedEncoder | null = null;
   /** Frozen class features when the text tower is not prompted. */
   private frozenText: Tensor | null = null;
   private logitScale_ = 100;
-  private lrTable: number[] = [];
-  private readonly decode = new DecodeMemo().decode;
 
   constructor(c: DeepPromptMethodConfig) {
+    super(c.options);
     this.name = c.name;
-    this.options = c.options;
     this.regulariser = c.regulariser ?? null;
     this.fixed = c.fixed ?? {};
     this.caches = ['frozen token embeddings of the class prompts (memory)', ...(this.regulariser?.caches ?? [])];
@@ -126,19 +116,7 @@ export class DeepPromptMethod implements AdaptMethod<ImageBatch> {
   }
 
   private get o() {
-    const o = this.options;
-    const epochs = o.epochs as number;
-    return {
-      epochs,
-      scheduleEpochs: (o.scheduleEpochs as number) || epochs,
-      lr: o.lr as number,
-      batch: o.batchSize as number,
-      chunk: o.textChunk as number,
-      momentum: o.momentum as number,
-      weightDecay: o.weightDecay as number,
-      warmupEpochs: o.warmupEpochs as number,
-      warmupLr: o.warmupLr as number,
-    };
+    return { ...this.recipe.o, chunk: this.options.textChunk as number };
   }
 
   async prepare(env: MethodEnv): Promise<void> {
@@ -160,28 +138,12 @@ export class DeepPromptMethod implements AdaptMethod<ImageBatch> {
       this.frozenText = keep(zeroShotWeights(model, tokenizer, env.classnames, [PHOTO_TEMPLATE]));
     }
     this.logitScale_ = await noGrad(() => model.logitScale()).item();
-    this.lrTable = dasslCosineSchedule({ baseLr: o.lr, maxEpoch: o.scheduleEpochs, warmupEpochs: o.warmupEpochs, warmupType: 'constant', warmupLr: o.warmupLr }, o.epochs);
     if (this.regulariser && env.purpose === 'train') await this.regulariser.prepare(env, this);
   }
 
-  plan(): TrainPlan {
-    const n = this.env?.train.length ?? 0;
-    return { epochs: this.o.epochs, stepsPerEpoch: dasslStepsPerEpoch(n, this.o.batch), imagesPerStep: Math.min(n, this.o.batch) };
-  }
-
-  createOptimizer(): Optimizer {
-    const o = this.o;
+  override createOptimizer(): Optimizer {
     if (!this.params.size) throw new MethodOptionError(`${this.name}: nothing to learn (both prompt depths are 0)`);
-    return new SGD([...this.params.values()], { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
-  }
-
-  learningRate(epoch: number): number {
-    return this.lrTable[epoch] ?? this.lrTable[this.lrTable.length - 1]!;
-  }
-
-  batches(epoch: number, startStep: number): AsyncIterable<ImageBatch> {
-    const env = this.env!;
-    return imageBatches(env.train, { seed: env.seed, epoch, startStep, batch: this.o.batch, size: env.model.config.image.resolution, scale: DASSL_RRC_SCALE, decode: this.decode });
+    return super.createOptimizer();
   }
 
   /** Normalised adapted image features [B, E] of pixels (on the tape when the vision tower is prompted). */
@@ -200,17 +162,21 @@ export class DeepPromptMethod implements AdaptMethod<ImageBatch> {
     let text: Tensor;
     let afterBackward: (() => void) | undefined;
     if (this.frozenText) text = this.frozenText;
-    else if (this.chunked) {
-      const enc = this.chunked;
-      text = l2normalize(keep(enc.forward()));
-      afterBackward = () => enc.backward();
-    } else text = l2normalize(this.prompts.encodeTextChunk(this.bank!, 0));
+    else {
+      const t = chunkedText(this.chunked, () => this.prompts.encodeTextChunk(this.bank!, 0));
+      text = l2normalize(t.text);
+      afterBackward = t.afterBackward;
+    }
     const logits = scaleBy(matmul(image, text, { transB: true }), this.logitScale_);
     const ce = crossEntropy(logits, labels);
     if (!this.regulariser) return { loss: ce, afterBackward };
     const extra = this.regulariser.terms({ pixels, labels, labelsHost: b.labels, image, text, logitScale: this.logitScale_, ctx });
     const { loss, terms } = composeLoss([{ name: 'ce', weight: 1, value: ce }, ...extra.terms]);
     return { loss, terms: { ...terms, ...(extra.logs ?? {}) }, afterBackward };
+  }
+
+  summarizeRun(steps: readonly StepRecord[]): Record<string, number> | null {
+    return this.regulariser?.summarizeRun?.(steps) ?? null;
   }
 
   async classifier(classnames: readonly string[], env: MethodEnv): Promise<Classifier> {
@@ -221,7 +187,7 @@ export class DeepPromptMethod implements AdaptMethod<ImageBatch> {
     }
     let text: Tensor;
     if (prompts.textDepth > 0) {
-      const same = this.bank && classnames.length === env.classnames.length && classnames.every((c, i) => c === env.classnames[i]);
+      const same = this.bank && sameClasses(classnames, env.classnames);
       if (same) text = keep(prompts.encodeTextAllNoGrad(this.bank!));
       else {
         const bank = prompts.textBank(classnames, this.o.chunk);
@@ -266,18 +232,13 @@ const VISION_OPTIONS: readonly OptionSpec[] = [
 const TRAIN_OPTIONS: readonly OptionSpec[] = [
   { key: 'epochs', flag: 'epochs', type: 'int', min: 1, help: 'training epochs (the run is evaluated after the last)' },
   { key: 'scheduleEpochs', flag: 'schedule-epochs', type: 'int', min: 0, help: "length of the cosine schedule (0: --epochs); longer than --epochs stops a longer run's schedule early" },
-  { key: 'lr', flag: 'lr', type: 'float', min: 0, exclusiveMin: true, help: 'SGD learning rate (Dassl cosine, stepped per epoch)' },
-  { key: 'batchSize', flag: 'batch-size', type: 'int', min: 1, help: 'images per step' },
-  { key: 'momentum', flag: 'momentum', type: 'float', min: 0, help: 'SGD momentum' },
-  { key: 'weightDecay', flag: 'weight-decay', type: 'float', min: 0, help: 'SGD weight decay' },
-  { key: 'warmupEpochs', flag: 'warmup-epochs', type: 'int', min: 0, help: 'constant warm-up epochs' },
-  { key: 'warmupLr', flag: 'warmup-lr', type: 'float', min: 0, help: 'learning rate of the warm-up epochs' },
-  { key: 'textChunk', flag: 'text-chunk', type: 'int', min: 1, help: 'classes per text-encoder chunk (bounds memory; the backward re-runs chunks)' },
+  SGD_LR_OPTION,
+  ...DASSL_SGD_OPTIONS,
 ];
 
 export const DEEP_PROMPT_OPTIONS: readonly OptionSpec[] = [...TEXT_OPTIONS, ...VISION_OPTIONS, ...TRAIN_OPTIONS];
 
-const DASSL_SGD = { momentum: 0.9, weightDecay: 5e-4, warmupEpochs: 1, warmupLr: 1e-5, textChunk: 128, scheduleEpochs: 0 } as const;
+const DASSL_SGD = { ...DASSL_SGD_DEFAULTS, scheduleEpochs: 0 } as const;
 
 export function validateSchedule(opts: Record<string, OptionValue>): void {
   const s = opts.scheduleEpochs as number;

@@ -123,9 +123,18 @@ export interface AdaptMethod<B = unknown> {
   step(batch: B, ctx: StepContext): StepOutput;
   /** An evaluation head for `classnames` (training classes, novel classes, ...). */
   classifier(classnames: readonly string[], env: MethodEnv): Promise<Classifier>;
+  /**
+   * Run-level figures of the method's own terms for report.json / report.md (e.g. Prompt-OT's share
+   * of steps whose exact plan was not the identity), from the logged scalars of every step of the
+   * whole run, a resumed run's earlier steps included, each step once. Null: nothing to report.
+   */
+  summarizeRun?(steps: readonly StepRecord[]): Record<string, number> | null;
   /** Frees the method's tensors and the batches' resources. */
   dispose(): void;
 }
+
+/** One step's logged scalars (log.jsonl "step" lines): step, epoch, lr, loss, each StepOutput term, grad_sq. */
+export type StepRecord = Readonly<Record<string, number>>;
 
 export type OptionValue = number | string | boolean | null;
 

@@ -24,7 +24,7 @@ import { indexSelect } from '../ops/index-ops.js';
 import { OT_STAT, OtStatsAccumulator, otLoss, type ExactAlgorithm, type OtOptions, type OtSolver } from './ot.js';
 import { zeroShotWeights } from './zeroshot.js';
 import { DEEP_PROMPT_OPTIONS, DeepPromptMethod, PHOTO_TEMPLATE, validateSchedule, type DeepPromptRegulariser, type DeepPromptStep } from './ivlp.js';
-import { composeLoss, MethodOptionError, type DefaultsContext, type LossTerm, type MethodEnv, type MethodSpec, type OptionValue } from './method.js';
+import { composeLoss, MethodOptionError, type DefaultsContext, type LossTerm, type MethodEnv, type MethodSpec, type OptionValue, type StepRecord } from './method.js';
 
 export interface OtTermInputs {
   /** Adapted joint-feature halves [B, E1] and [B, E2] (normalised; on the tape). */
@@ -107,6 +107,25 @@ export function promptOtLoss(i: PromptOtLossInputs): { loss: Tensor; terms: Reco
   return { loss, terms: { ...terms, ...ot.logs }, stats: ot.stats, plan: ot.plan };
 }
 
+/**
+ * The OT term over a whole run from its logged steps: with the exact solver the fraction of steps
+ * whose plan was not the identity (`<name>_nonidentity` is 0 or 1 per step), with Sinkhorn the
+ * mean plan entropy and off-diagonal mass. Null when no step logged the term.
+ */
+export function otRunSummary(steps: readonly StepRecord[], solver: OtSolver, nonIdentityKey = 'ot_nonidentity'): Record<string, number> | null {
+  const mean = (key: string) => {
+    const v = steps.map((s) => s[key]).filter((x): x is number => typeof x === 'number');
+    return v.length ? { n: v.length, mean: v.reduce((a, b) => a + b, 0) / v.length } : null;
+  };
+  if (solver === 'sinkhorn') {
+    const h = mean('ot_entropy');
+    const off = mean('ot_offdiag');
+    return h ? { otSteps: h.n, otMeanEntropy: h.mean, ...(off ? { otMeanOffDiagonalMass: off.mean } : {}) } : null;
+  }
+  const f = mean(nonIdentityKey);
+  return f ? { otSteps: f.n, otNonIdentityFraction: f.mean } : null;
+}
+
 export function otOptionsFrom(o: Readonly<Record<string, OptionValue>>): OtOptions {
   return {
     solver: o.otSolver as OtSolver,
@@ -162,6 +181,11 @@ export class PromptOtRegulariser implements DeepPromptRegulariser {
       return `OT over ${acc.steps} steps: mean plan entropy ${m.entropy.toFixed(4)} (log B for a permutation), off-diagonal mass ${m.offDiagonalMass.toFixed(4)}, rows whose largest entry is off the diagonal in ${(100 * m.nonIdentity).toFixed(1)}% of steps, mean cost ${m.cost.toExponential(3)}`;
     }
     return `OT over ${acc.steps} steps: the exact plan was not the identity in ${(100 * m.nonIdentity).toFixed(1)}% of steps (fraction ${m.nonIdentity.toFixed(4)}), mean OT cost ${m.cost.toExponential(3)}`;
+  }
+
+  /** Over the whole run (resume included), from the logged steps. */
+  summarizeRun(steps: readonly StepRecord[]): Record<string, number> | null {
+    return this.lambda === 0 ? null : otRunSummary(steps, this.ot.solver);
   }
 
   /** Step means of the OT stats since the start (tests, reports). */

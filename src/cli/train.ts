@@ -9,7 +9,7 @@ import { getGpu } from '../gpu/index.js';
 import { loadClip } from '../clip/load-node.js';
 import { fileSha256, loadCheckpoint } from '../train/checkpoint.js';
 import { ClipFeatures, FeatureCache, defaultCacheDir } from '../train/features.js';
-import { JsonlLog, trainLoop } from '../train/loop.js';
+import { JsonlLog, readStepRecords, trainLoop } from '../train/loop.js';
 import { evaluate, type EvalResult } from '../train/evaluate.js';
 import { evalSubset, openDataset, trainSubset, type TrainSubset } from '../train/data.js';
 import { RUN_CONFIG_FORMAT, RUN_FILES, checkFreshRunDir, listDigest, readRunConfig, writeFileAtomic, writeRunConfig, type RunConfig } from '../train/run.js';
@@ -153,7 +153,16 @@ export interface ReportEntry extends EvalResult {
   classSet: 'all' | 'base' | 'novel';
 }
 
-export function formatReport(cfg: RunConfig, results: ReportEntry[], train: { steps: number; seconds: number; loss: number | null } | null): { json: Record<string, unknown>; md: string } {
+/** A run-level figure for report.md: integers as they are, others to 4 significant digits. */
+function fmtFigure(v: number): string {
+  return Number.isInteger(v) ? String(v) : v.toPrecision(4);
+}
+
+/**
+ * report.json / report.md; `methodSummary`: the method's run-level figures (AdaptMethod.summarizeRun),
+ * added as report.json's `methodSummary` and a line of report.md when given.
+ */
+export function formatReport(cfg: RunConfig, results: ReportEntry[], train: { steps: number; seconds: number; loss: number | null } | null, methodSummary: Record<string, number> | null = null): { json: Record<string, unknown>; md: string } {
   const byClasses = Object.fromEntries(results.map((r) => [r.classSet, r]));
   const hm = byClasses.base && byClasses.novel ? harmonicMean(byClasses.base.accuracy, byClasses.novel.accuracy) : null;
   const json = {
@@ -166,6 +175,7 @@ export function formatReport(cfg: RunConfig, results: ReportEntry[], train: { st
     results,
     ...(hm !== null ? { hm } : {}),
     ...(train ? { train: { ...train, msPerStep: train.steps ? (1000 * train.seconds) / train.steps : null } } : {}),
+    ...(methodSummary ? { methodSummary } : {}),
   };
   const lines = [
     `# cliptune run: ${cfg.method} on ${cfg.datasetName}`,
@@ -174,6 +184,7 @@ export function formatReport(cfg: RunConfig, results: ReportEntry[], train: { st
     `- data: ${cfg.data}${cfg.split ? ` (split ${cfg.split})` : ''}; ${cfg.shots || 'all'} shots, seed ${cfg.seed}${cfg.baseToNovel ? ', base-to-novel' : ''}; ${cfg.trainImages} training images, ${cfg.classnames.length} training classes`,
     `- options: ${Object.entries(cfg.options).map(([k, v]) => `${k}=${fmtOption(v)}`).join(', ') || '(none)'}`,
     ...(train ? [`- training: ${train.steps} steps in ${formatSecs(train.seconds)}${train.steps ? ` (${((1000 * train.seconds) / train.steps).toFixed(1)} ms/step)` : ''}${train.loss !== null ? `, final loss ${train.loss.toFixed(4)}` : ''}`] : []),
+    ...(methodSummary ? [`- ${cfg.method} over the whole run: ${Object.entries(methodSummary).map(([k, v]) => `${k} ${fmtFigure(v)}`).join(', ')}`] : []),
     '',
     '| split | classes | accuracy | mean per class | correct / total |',
     '|---|---|---|---|---|',
@@ -399,7 +410,9 @@ async function runTrain(values: Record<string, string | boolean | undefined>, io
   say(`cliptune train: ${result.message}`);
   const classes: ('all' | 'base' | 'novel')[] = cfg.baseToNovel ? ['base', 'novel'] : ['all'];
   const results = await protocolEval(method, env, ds, cfg, classes);
-  const { json, md } = formatReport(cfg, results, { steps: result.stepsRun, seconds: result.seconds, loss: result.lastLoss });
+  // The method's own figures over every step of the run (a resumed run's earlier steps included).
+  const methodSummary = method.summarizeRun?.(readStepRecords(join(outDir, RUN_FILES.log))) ?? null;
+  const { json, md } = formatReport(cfg, results, { steps: result.stepsRun, seconds: result.seconds, loss: result.lastLoss }, methodSummary);
   writeFileAtomic(join(outDir, RUN_FILES.report), JSON.stringify(json, null, 2) + '\n');
   writeFileAtomic(join(outDir, RUN_FILES.reportMd), md);
   log.write({ type: 'report', ...json });

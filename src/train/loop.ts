@@ -4,7 +4,7 @@
 // throughput, JSONL logs, periodic evaluation, atomic checkpoints, resume at any (epoch, step) to
 // bit-identical weights, a clean stop on abort (Ctrl-C), and a stop on NaN/Inf that keeps the last
 // checkpoint written while every loss and gradient up to it was finite.
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { GpuError } from '../gpu/index.js';
 import { keep, tensor, tidy, type Tensor } from '../tensor/tensor.js';
 import { clearTape, noGrad } from '../autograd/tape.js';
@@ -13,7 +13,7 @@ import { sum } from '../ops/reduce.js';
 import { concat, reshape } from '../ops/shape.js';
 import { Rng } from '../clip/rng.js';
 import type { Optimizer, OptimizerState } from '../nn/optim.js';
-import type { AdaptMethod, StepContext } from '../adapt/method.js';
+import type { AdaptMethod, StepContext, StepRecord } from '../adapt/method.js';
 import { loadCheckpoint, saveCheckpoint, type Checkpoint, type RunState } from './checkpoint.js';
 import { Progress, formatSecs } from '../cli/progress.js';
 
@@ -24,6 +24,24 @@ export class JsonlLog {
     if (!this.path) return;
     appendFileSync(this.path, JSON.stringify({ time: new Date().toISOString(), ...entry }) + '\n');
   }
+}
+
+/**
+ * The "step" records of a run's log (every step is logged), one per step: when a run resumed from a
+ * checkpoint older than its last logged step, the steps it ran again replace the first attempt's.
+ */
+export function readStepRecords(path: string): StepRecord[] {
+  if (!existsSync(path)) return [];
+  const byStep = new Map<number, StepRecord>();
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const r = JSON.parse(line) as Record<string, unknown>;
+    if (r.type !== 'step' || typeof r.step !== 'number') continue;
+    const values: Record<string, number> = {};
+    for (const [k, v] of Object.entries(r)) if (typeof v === 'number') values[k] = v;
+    byStep.set(r.step, values);
+  }
+  return [...byStep.keys()].sort((a, b) => a - b).map((s) => byStep.get(s)!);
 }
 
 export interface LoopOptions {

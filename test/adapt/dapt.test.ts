@@ -25,10 +25,10 @@ import {
   classPrototypes,
   interDispersionLoss,
   intraDispersionLoss,
-  jointOtLoss,
-  visualPromptBound,
 } from '../../src/adapt/dapt.js';
-import { trainCommand, type TrainIo } from '../../src/cli/train.js';
+import { vptUniformBound as visualPromptBound } from '../../src/adapt/deep-prompts.js';
+import { promptOtTerm } from '../../src/adapt/prompt-ot.js';
+import type { TrainIo } from '../../src/cli/train.js';
 import { worldCommand } from '../../src/cli/world.js';
 import { evalCommand } from '../../src/cli/eval.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
@@ -36,7 +36,7 @@ import { checkOp, randArray, relErr } from '../helpers/parity.js';
 import { interRef, intraRef, jointOtRef } from '../ref/dapt.js';
 import * as core from '../ref/core.js';
 import { R } from '../ref/core.js';
-import { TINY_CONFIG, removeDir, tempDir } from '../train/helpers.js';
+import { TINY_CONFIG, cliTrain, logLines, quiet, removeDir, tempDir } from '../train/helpers.js';
 
 // ---------------------------------------------------------------------------------------------
 // Losses
@@ -121,7 +121,7 @@ for (const b of [3, 6]) {
         { shape: [c, e], grad: false },
         { shape: [b], data: labels, dtype: 'i32', grad: false },
       ],
-      gpu: (v, t, v0, t0, y) => jointOtLoss({ image: v, text: t, frozenImage: v0, frozenText: t0, labels: y }).loss,
+      gpu: (v, t, v0, t0, y) => promptOtTerm({ image: v, text: t, image0: v0, text0: t0, labels: y, eta: 0.5, lambda: 1, ot: { solver: 'exact' } }).term.value,
       ref: (v, t, v0, t0) => {
         const r = jointOtRef(v, t, v0, t0, labels);
         perm = r.perm;
@@ -138,10 +138,10 @@ test('joint OT term: adapted = frozen gives 0 and the identity plan (the stats s
   const v = tensor(randArray(4 * 3, 1), [4, 3], 'f32', gpu);
   const t = tensor(randArray(2 * 3, 2), [2, 3], 'f32', gpu);
   const y = tensor([0, 1, 1, 0], [4], 'i32', gpu);
-  const r = noGrad(() => jointOtLoss({ image: v, text: t, frozenImage: v, frozenText: t, labels: y }));
-  assert.is(await r.loss.item(), 0);
+  const r = noGrad(() => promptOtTerm({ image: v, text: t, image0: v, text0: t, labels: y, eta: 0.5, lambda: 1, ot: { solver: 'exact' } }));
+  assert.is(await r.term.value.item(), 0);
   assert.is(((await r.stats.read()) as Float32Array)[0], 0, 'nonIdentity');
-  for (const x of [r.loss, r.stats, v, t, y]) x.dispose();
+  for (const x of [r.term.value, r.stats, r.cost, r.plan, ...Object.values(r.logs), v, t, y]) x.dispose();
 });
 
 test('bad inputs throw before any dispatch', async () => {
@@ -381,22 +381,7 @@ const DATA = join(root, 'world');
 const CACHE = join(root, 'cache');
 test.after(() => removeDir(root));
 
-async function quiet<T>(fn: () => Promise<T>): Promise<{ value: T; out: string; err: string }> {
-  const o = process.stdout.write.bind(process.stdout);
-  const e = process.stderr.write.bind(process.stderr);
-  let out = '';
-  let err = '';
-  process.stdout.write = ((s: string | Uint8Array) => ((out += String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => ((err += String(s)), true)) as typeof process.stderr.write;
-  try {
-    return { value: await fn(), out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
-}
-
-const train = (args: string[], io: TrainIo = {}) => quiet(() => trainCommand([...args, '--cache', CACHE], { progress: null, ...io }));
+const train = (args: string[], io: TrainIo = {}) => cliTrain(args, CACHE, io, true);
 
 test('CLI: `train --method dapt --base-to-novel` on the world CLIP trains (loss falls), reports base/novel/HM, and a resumed run is bit-identical', async () => {
   const w = await quiet(() => worldCommand(['--out', DATA, '--train', '4', '--val', '1', '--test', '4']));
@@ -413,8 +398,7 @@ test('CLI: `train --method dapt --base-to-novel` on the world CLIP trains (loss 
   assert.match(r1.out, /test base: accuracy/);
   assert.match(r1.out, /test novel: accuracy/);
   assert.match(r1.out, /HM /);
-  const log = readFileSync(join(a, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  const steps = log.filter((l) => l.type === 'step');
+  const steps = logLines(a).filter((l) => l.type === 'step') as Record<string, number>[];
   assert.is(steps.length, 6, '24 base images / batch 8 = 3 steps x 2 epochs');
   for (const s of steps) for (const k of ['ce', 'intra', 'inter', 'ot', 'ot_non_identity']) assert.ok(Number.isFinite(s[k]), `step ${s.step}: ${k}`);
   const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
@@ -424,6 +408,7 @@ test('CLI: `train --method dapt --base-to-novel` on the world CLIP trains (loss 
   const runJson = JSON.parse(readFileSync(join(a, 'run.json'), 'utf8'));
   assert.equal([runJson.options.otLambda, runJson.options.betaV, runJson.options.betaT, runJson.options.preset], [1, 0.1, 0.1, 'default']);
   const report = JSON.parse(readFileSync(join(a, 'report.json'), 'utf8'));
+  assert.equal(report.methodSummary, { otSteps: 6, otNonIdentityFraction: steps.reduce((x, s) => x + s.ot_non_identity!, 0) / 6 });
   assert.equal(report.results.map((x: { classSet: string; total: number }) => [x.classSet, x.total]), [['base', 96], ['novel', 96]]);
   // `cliptune eval` rebuilds the prompted classifier from the run and reproduces its accuracy.
   const ev = await quiet(() => evalCommand(['--run', a, '--cache', CACHE, '--classes', 'novel', '--json']));

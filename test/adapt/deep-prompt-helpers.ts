@@ -2,7 +2,7 @@
 // (so a depth below the layer count can be checked), a method environment without files, a few
 // training steps run the way the loop runs them, and the CLI end-to-end runner on the shipped world CLIP.
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { getGpu, type Gpu } from '../../src/gpu/index.js';
 import { tidy, type Tensor } from '../../src/tensor/tensor.js';
@@ -12,8 +12,7 @@ import { loadClipTokenizer } from '../../src/clip/tokenizer-node.js';
 import type { ClipTokenizer } from '../../src/clip/tokenizer.js';
 import { epochRng } from '../../src/adapt/coop.js';
 import type { AdaptMethod, MethodEnv, MethodSpec, OptionValue } from '../../src/adapt/method.js';
-import { trainCommand, type TrainIo } from '../../src/cli/train.js';
-import { loadCheckpoint } from '../../src/train/checkpoint.js';
+import { checkpointParams, cliTrain } from '../train/helpers.js';
 import { randArray } from '../helpers/parity.js';
 
 /** 16x16 images, patch 8 (4 patches), widths 32, three layers and two heads per tower, the real vocabulary. */
@@ -113,34 +112,8 @@ export function haveWorldWeights(): boolean {
   return existsSync(WORLD_WEIGHTS);
 }
 
-async function quiet<T>(fn: () => Promise<T>): Promise<{ value: T; out: string; err: string }> {
-  const o = process.stdout.write.bind(process.stdout);
-  const e = process.stderr.write.bind(process.stderr);
-  let out = '';
-  let err = '';
-  process.stdout.write = ((s: string | Uint8Array) => ((out += String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => ((err += String(s)), true)) as typeof process.stderr.write;
-  try {
-    return { value: await fn(), out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
-}
-
-/** Runs `cliptune train` with its output captured (`verbose`: keep the messages, which --quiet drops). */
-export async function cliTrain(args: string[], cache: string, io: TrainIo = {}, verbose = false) {
-  return quiet(() => trainCommand([...args, '--cache', cache, ...(verbose ? [] : ['--quiet'])], { progress: null, ...io }));
-}
-
-export function logLines(run: string): Record<string, unknown>[] {
-  return readFileSync(join(run, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-}
-
-export async function checkpointParams(run: string): Promise<Map<string, number[]>> {
-  const ck = await loadCheckpoint(join(run, 'checkpoint.safetensors'));
-  return new Map([...ck.tensors].filter(([k]) => k.startsWith('param.')).map(([k, v]) => [k, Array.from(v.data)]));
-}
+// The CLI runner and run-folder readers live with the other training fixtures (test/train/helpers.ts).
+export { checkpointParams, cliTrain, logLines } from '../train/helpers.js';
 
 /** Trains uninterrupted, and interrupted after step `stopAt` then resumed; both must end with the same weights. */
 export async function trainAndResume(root: string, name: string, args: string[], stopAt: number, cache: string) {

@@ -5,7 +5,7 @@
 // (trains, logs the plan statistics, resumes to bit-identical prompts).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { rmSync, mkdtempSync } from 'node:fs';
+import { readFileSync, rmSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getGpu } from '../../src/gpu/index.js';
@@ -13,7 +13,8 @@ import { tensor, tidy, type Tensor } from '../../src/tensor/tensor.js';
 import { clearTape } from '../../src/autograd/tape.js';
 import { l2normalize } from '../../src/ops/distance.js';
 import { dasslCosineSchedule } from '../../src/nn/schedule.js';
-import { otTerm, promptOtLoss, PROMPT_OT, PromptOtRegulariser } from '../../src/adapt/prompt-ot.js';
+import { otRunSummary, otTerm, promptOtLoss, PROMPT_OT, PromptOtRegulariser } from '../../src/adapt/prompt-ot.js';
+import { readStepRecords } from '../../src/train/loop.js';
 import { DeepPromptMethod } from '../../src/adapt/ivlp.js';
 import { composeLoss } from '../../src/adapt/method.js';
 import { METHODS } from '../../src/adapt/registry.js';
@@ -218,6 +219,28 @@ test('prompt-ot defaults (methods.md 5.a, 5.c): 4+4 tokens, depth 12, lambda 10,
   assert.throws(() => PROMPT_OT.validate!({ ...d, visionDepth: 0 }, { shots: 16, datasetName: 'X', baseToNovel: true }), /needs prompts in both towers/);
 });
 
+test('run-level OT figures: one record per step (a re-run step replaces the first attempt), exact fraction and Sinkhorn means', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cliptune-otsum-'));
+  try {
+    const log = join(dir, 'log.jsonl');
+    const line = (o: Record<string, unknown>) => JSON.stringify({ time: 't', ...o }) + '\n';
+    // Steps 0-2, a crash, a resume from the checkpoint at step 1 that runs steps 1-3 again.
+    writeFileSync(
+      log,
+      [line({ type: 'config' }), ...[0, 1, 2].map((s) => line({ type: 'step', step: s, epoch: 0, loss: 1, ot_nonidentity: 1, ot_entropy: 9 })), line({ type: 'resume', step: 1 }),
+        ...[1, 2, 3].map((s) => line({ type: 'step', step: s, epoch: 0, loss: 1, ot_nonidentity: s === 3 ? 1 : 0, ot_entropy: s })), line({ type: 'end', step: 4 })].join(''),
+    );
+    const steps = readStepRecords(log);
+    assert.equal(steps.map((s) => s.step), [0, 1, 2, 3]);
+    assert.equal(otRunSummary(steps, 'exact'), { otSteps: 4, otNonIdentityFraction: 0.5 });
+    assert.equal(otRunSummary(steps, 'sinkhorn'), { otSteps: 4, otMeanEntropy: (9 + 1 + 2 + 3) / 4 });
+    assert.is(otRunSummary(steps.map(({ ot_nonidentity: _a, ot_entropy: _b, ...rest }) => rest), 'exact'), null, 'no OT term logged: nothing to report');
+    assert.equal(readStepRecords(join(dir, 'missing.jsonl')), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 // ---------- CLI on the shipped world CLIP ----------
 
 test('cliptune train --method prompt-ot on the world CLIP: trains, logs plan stats, resumes to bit-identical prompts', async () => {
@@ -236,6 +259,14 @@ test('cliptune train --method prompt-ot on the world CLIP: trains, logs plan sta
     for (const s of steps) assert.ok('ce' in s && 'ot' in s && (s.ot_nonidentity === 0 || s.ot_nonidentity === 1));
     const ck = await checkpointParams(r.a);
     assert.equal([...ck.keys()], ['param.text.ctx', 'param.text.deep.1', 'param.text.deep.2', 'param.text.deep.3', 'param.vision.ctx', 'param.vision.deep.1', 'param.vision.deep.2', 'param.vision.deep.3']);
+    // The report's run-level figure counts every step of the run, those before a resume included.
+    const frac = steps.reduce((a, s) => a + (s.ot_nonidentity as number), 0) / steps.length;
+    for (const run of [r.a, r.b]) {
+      const rep = JSON.parse(readFileSync(join(run, 'report.json'), 'utf8'));
+      assert.equal(rep.methodSummary, { otSteps: 12, otNonIdentityFraction: frac }, `${run}: methodSummary`);
+      assert.ok(rep.results && rep.train && rep.options, 'the existing fields stay');
+      assert.match(readFileSync(join(run, 'report.md'), 'utf8'), /- prompt-ot over the whole run: otSteps 12, otNonIdentityFraction [\d.]+/);
+    }
     const first = steps.slice(0, 3).reduce((a, s) => a + (s.loss as number), 0) / 3;
     const last = steps.slice(-3).reduce((a, s) => a + (s.loss as number), 0) / 3;
     console.log(`    prompt-ot world CLI: 12 steps + eval in ${r.secs.toFixed(1)} s, loss ${first.toFixed(3)} -> ${last.toFixed(3)}`);

@@ -5,13 +5,15 @@
 // shared-prompt model; class sampling deterministic per step; on a tiny random CLIP every learned
 // tensor gets a gradient on the first step, frozen tensors stay bit-identical and the loss falls;
 // end to end on the shipped world CLIP: train --method rpp --base-to-novel, --resume bit-identical,
-// and CoOp started from the RPP run (--init-from).
+// and CoOp started from the RPP run (--init-from). Deep variant (IVLP slots): equal to the IVLP model at
+// init (text and image features), query vectors only at a persistent last prompted layer, every
+// allocated tensor gets a gradient on the first step, and the CLI run on the world CLIP.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getGpu } from '../../src/gpu/index.js';
-import { tensor, tidy, type Tensor } from '../../src/tensor/tensor.js';
+import { tensor, tidy } from '../../src/tensor/tensor.js';
 import { noGrad } from '../../src/autograd/tape.js';
 import { attention } from '../../src/ops/attention.js';
 import { crossEntropy } from '../../src/ops/losses.js';
@@ -25,14 +27,15 @@ import { Rng } from '../../src/clip/rng.js';
 import { RPP, RppTextPrompts, distillationLoss, sampleClasses, sampledLogits, MASKED_LOGIT } from '../../src/adapt/rpp.js';
 import { zeroShotWeights } from '../../src/adapt/zeroshot.js';
 import { MethodOptionError, type MethodEnv } from '../../src/adapt/method.js';
-import { trainCommand, type TrainIo } from '../../src/cli/train.js';
-import { loadCheckpoint } from '../../src/train/checkpoint.js';
+import type { TrainIo } from '../../src/cli/train.js';
 import { writeWorldDataset } from '../../src/data/world/write-node.js';
-import { checkOp, randArray, relErr } from '../helpers/parity.js';
+import { assertClose, checkOp, randArray, relErr } from '../helpers/parity.js';
 import { R } from '../ref/core.js';
 import { crossEntropy as crossEntropyRef, klDiv as klDivRef } from '../ref/losses.js';
 import { residualBlockRef, rppLossRef, sampledLogitsRef, type BlockRef } from '../ref/rpp.js';
-import { TINY_CONFIG, removeDir, tempDir } from '../train/helpers.js';
+import { TINY_CONFIG, checkpointParams, cliTrain, logLines, removeDir, tempDir } from '../train/helpers.js';
+import { IVLP } from '../../src/adapt/ivlp.js';
+import { createMethod, runSteps, snapshot, tinyBatch, tinyEnv as deepTinyEnv, tinySetup } from './deep-prompt-helpers.js';
 
 const near = (a: number, b: number, tol: number, what: string) => assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} vs ${b}`);
 
@@ -276,6 +279,74 @@ for (const sample of [0, 3]) {
   });
 }
 
+
+// ---- deep variant on IVLP slots (3-layer tiny CLIP: depth 2 persists, depth 3 reaches the last layer) ----
+
+/** The deep-prompt helpers' environment with the teacher's text weights (RPP's distillation). */
+function deepEnv(gpu: MethodEnv['gpu'], model: ClipModel, tok: MethodEnv['tokenizer'], logs: string[] = []): MethodEnv {
+  return { ...deepTinyEnv(gpu, model, tok, logs), features: tinyEnv(gpu, model, tok).features };
+}
+
+const DEEP_CASES = [
+  { textDepth: 2, visionDepth: 3, names: ['text.ctx.k', 'text.ctx.v', 'text.deep.1', 'text.deep.1.k', 'text.deep.1.v', 'vision.ctx.k', 'vision.ctx.v', 'vision.deep.1.k', 'vision.deep.1.v', 'vision.deep.2.k', 'vision.deep.2.v'] },
+  { textDepth: 1, visionDepth: 0, names: ['text.ctx', 'text.ctx.k', 'text.ctx.v'] },
+  { textDepth: 3, visionDepth: 2, names: ['text.ctx.k', 'text.ctx.v', 'text.deep.1.k', 'text.deep.1.v', 'text.deep.2.k', 'text.deep.2.v', 'vision.ctx.k', 'vision.ctx.v', 'vision.deep.1', 'vision.deep.1.k', 'vision.deep.1.v'] },
+] as const;
+
+for (const c of DEEP_CASES) {
+  test(`deep variant (text depth ${c.textDepth}, vision depth ${c.visionDepth}): query vectors only where the rows persist; at init = the IVLP model`, async () => {
+    const { gpu, model, tokenizer } = await tinySetup();
+    const logs: string[] = [];
+    const env = deepEnv(gpu, model, tokenizer, logs);
+    const over = { textTokens: 2, textDepth: c.textDepth, visionTokens: 3, visionDepth: c.visionDepth, ctxInit: 'a photo of a' };
+    const rpp = await createMethod(RPP, env, { ...over, variant: 'deep' });
+    const ivlp = await createMethod(IVLP, deepTinyEnv(gpu, model, tokenizer), over);
+    assert.equal([...rpp.params.keys()], [...c.names]);
+    // Every vector starts as IVLP's vector of the same slot and layer.
+    for (const [name, t] of rpp.params) {
+      const base = name.replace(/\.[kv]$/, '');
+      assert.equal((await t.read()) as Float32Array, (await ivlp.params.get(base)!.read()) as Float32Array, `${name} starts as IVLP's ${base}`);
+    }
+    const a = await rpp.classifier(CLASSES, env);
+    const b = await ivlp.classifier(CLASSES, env);
+    assertClose((await a.text!.read()) as Float32Array, (await b.text!.read()) as Float32Array, 1e-5, 'class text features at init');
+    const res = model.config.image.resolution;
+    const pixels = tensor(randArray(3 * 3 * res * res, 51), [3, 3, res, res], 'f32', gpu);
+    const fa = noGrad(() => (a.embedPixels ? a.embedPixels(pixels) : a.embedPooled!(model.encodeImage(pixels).pooled)));
+    const fb = noGrad(() => (b.embedPixels ? b.embedPixels(pixels) : b.embedPooled!(model.encodeImage(pixels).pooled)));
+    assertClose((await fa.read()) as Float32Array, (await fb.read()) as Float32Array, 1e-5, 'image features at init');
+    for (const t of [pixels, fa, fb]) t.dispose();
+    a.dispose();
+    b.dispose();
+    rpp.dispose();
+    ivlp.dispose();
+    model.dispose();
+  });
+}
+
+test('deep variant: every allocated tensor gets a non-zero gradient on the first step, frozen weights unchanged, loss falls', async () => {
+  const { gpu, model, tokenizer } = await tinySetup();
+  const before = await snapshot(model);
+  const m = await createMethod(RPP, deepEnv(gpu, model, tokenizer), { variant: 'deep', textTokens: 2, textDepth: 2, visionTokens: 3, visionDepth: 2, ctxInit: 'a photo of a', alpha: 0.5, tau: 2, sampleClasses: 0, textChunk: 2 });
+  assert.equal([...m.params.keys()].filter((k) => !/\.[kv]$/.test(k)), ['text.deep.1', 'vision.deep.1'], 'query vectors at the last prompted layer only');
+  const run = await runSteps(m, tinyBatch(4), 6, 1e-5);
+  for (const [name, g] of run.firstGrad) assert.ok(g > 0 && Number.isFinite(g), `${name}: first-step max |grad| ${g}`);
+  for (const t of run.terms) assert.ok(Number.isFinite(t.ce!) && Number.isFinite(t.kd!), 'ce and kd logged');
+  assert.ok(run.losses[5]! < run.losses[0]!, `loss ${run.losses.map((l) => l.toFixed(4)).join(' ')}`);
+  for (const [name, t] of model.params) assert.equal((await t.read()) as Float32Array, before.get(name)!, `frozen ${name} unchanged`);
+  m.dispose();
+  model.dispose();
+});
+
+test('deep variant options: deep-only flags rejected in the shallow variant and vice versa; text depth 0 rejected', () => {
+  const ctx = { shots: 4, datasetName: 'X', baseToNovel: false };
+  const d = RPP.defaults(ctx);
+  assert.is(d.variant, 'shallow');
+  assert.throws(() => RPP.finalize!({ ...d }, new Set(['textDepth'])), (e: Error) => e instanceof MethodOptionError && /--text-depth only apply to --variant deep/.test(e.message));
+  assert.throws(() => RPP.finalize!({ ...d, variant: 'deep' }, new Set(['variant', 'nCtx'])), (e: Error) => e instanceof MethodOptionError && /--n-ctx only applies to --variant shallow/.test(e.message));
+  assert.throws(() => RPP.validate!({ ...d, variant: 'deep', textDepth: 0 }, ctx), (e: Error) => e instanceof MethodOptionError && /--text-depth must be >= 1/.test(e.message));
+});
+
 // ---- end to end on the shipped world CLIP ----
 
 const root = tempDir('rpp');
@@ -283,27 +354,8 @@ const WORLD_WEIGHTS = join(process.cwd(), 'weights', 'world-clip.safetensors');
 const DATA = join(root, 'world');
 const CACHE = join(root, 'cache');
 
-async function quiet<T>(fn: () => Promise<T>): Promise<{ value: T; out: string; err: string }> {
-  const o = process.stdout.write.bind(process.stdout);
-  const e = process.stderr.write.bind(process.stderr);
-  let out = '';
-  let err = '';
-  process.stdout.write = ((s: string | Uint8Array) => ((out += String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => ((err += String(s)), true)) as typeof process.stderr.write;
-  try {
-    return { value: await fn(), out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
-}
-
-const train = (args: string[], io: TrainIo = {}) => quiet(() => trainCommand([...args, '--cache', CACHE, '--quiet'], { progress: null, ...io }));
-
-async function params(run: string): Promise<Map<string, number[]>> {
-  const ck = await loadCheckpoint(join(run, 'checkpoint.safetensors'));
-  return new Map([...ck.tensors].filter(([k]) => k.startsWith('param.')).map(([k, v]) => [k, Array.from(v.data)]));
-}
+const train = (args: string[], io: TrainIo = {}) => cliTrain(args, CACHE, io);
+const params = checkpointParams;
 
 test.after(() => removeDir(root));
 
@@ -319,8 +371,7 @@ test('world CLIP: rpp --base-to-novel trains, resumes bit-identically; coop --in
   assert.is(r1.value, 0, r1.err);
   assert.match(r1.out, /test base: accuracy/);
   assert.match(r1.out, /test novel: accuracy/);
-  const log = readFileSync(join(a, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  const steps = log.filter((l) => l.type === 'step');
+  const steps = logLines(a).filter((l) => l.type === 'step') as Record<string, number>[];
   assert.is(steps.length, 6, '96 images / batch 32 = 3 steps x 2 epochs');
   for (const s of steps) assert.ok(Number.isFinite(s.ce) && Number.isFinite(s.kd) && Math.abs(s.loss - (s.ce + 0.5 * s.kd)) < 1e-4, `loss = ce + alpha kd at step ${s.step}`);
   const ctl = new AbortController();
@@ -347,6 +398,18 @@ test('world CLIP: rpp --base-to-novel trains, resumes bit-identically; coop --in
   const bad = await train(['--weights', WORLD_WEIGHTS, '--data', DATA, '--method', 'coop', '--base-to-novel', '--shots', '4', '--epochs', '1', '--n-ctx', '3', '--init-from', a, '--out', join(root, 'coop-bad')]);
   assert.is.not(bad.value, 0);
   assert.match(bad.err, /checkpoint\.safetensors: tensor param\.ctx has shape \[4,128\], but the context .* is \[3,128\]/);
+
+  // The deep variant on IVLP slots (4-layer towers, depth 2: query vectors at layer 1).
+  const d = join(root, 'rpp-deep');
+  const t1 = performance.now();
+  const r5 = await train(['--weights', WORLD_WEIGHTS, '--data', DATA, '--method', 'rpp', '--variant', 'deep', '--text-depth', '2', '--vision-depth', '2', '--base-to-novel', '--shots', '4', '--epochs', '1', '--lr', '0.01', '--warmup-epochs', '0', '--sample-classes', '8', '--out', d]);
+  assert.is(r5.value, 0, r5.err);
+  assert.match(r5.out, /test novel: accuracy/);
+  const pd = await params(d);
+  assert.equal([...pd.keys()].filter((k) => !/\.[kv]$/.test(k)), ['param.text.deep.1', 'param.vision.deep.1']);
+  assert.is(pd.size, 10);
+  const rd = JSON.parse(readFileSync(join(d, 'report.json'), 'utf8'));
+  console.log(`    rpp deep world: 3 steps + base/novel eval in ${((performance.now() - t1) / 1000).toFixed(1)} s, HM ${rd.hm.toFixed(2)}`);
 });
 
 test.run();

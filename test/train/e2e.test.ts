@@ -11,40 +11,18 @@ import { fileURLToPath } from 'node:url';
 import { trainCommand, type TrainIo } from '../../src/cli/train.js';
 import { evalCommand } from '../../src/cli/eval.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
-import { removeDir, tempDir, writeTinyClip, writeWorld } from './helpers.js';
+import { checkpointParams, cliTrain, logLines, quiet, removeDir, tempDir, writeTinyClip, writeWorld } from './helpers.js';
 
 const root = tempDir('e2e');
 const WEIGHTS = join(root, 'tiny.safetensors');
 const DATA = join(root, 'world');
 const CACHE = join(root, 'cache');
 
-/** Runs a command with stdout/stderr captured. */
-async function quiet<T>(fn: () => Promise<T>): Promise<{ value: T; out: string; err: string }> {
-  const o = process.stdout.write.bind(process.stdout);
-  const e = process.stderr.write.bind(process.stderr);
-  let out = '';
-  let err = '';
-  process.stdout.write = ((s: string | Uint8Array) => ((out += String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => ((err += String(s)), true)) as typeof process.stderr.write;
-  try {
-    return { value: await fn(), out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
-}
-
-async function train(args: string[], io: TrainIo = {}) {
-  return quiet(() => trainCommand([...args, '--cache', CACHE, '--quiet'], { progress: null, ...io }));
-}
+const train = (args: string[], io: TrainIo = {}) => cliTrain(args, CACHE, io);
+const params = checkpointParams;
 
 function steps(run: string): { step: number; loss: number }[] {
-  return readFileSync(join(run, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.type === 'step');
-}
-
-async function params(run: string): Promise<Map<string, number[]>> {
-  const ck = await loadCheckpoint(join(run, 'checkpoint.safetensors'));
-  return new Map([...ck.tensors].filter(([k]) => k.startsWith('param.')).map(([k, v]) => [k, Array.from(v.data)]));
+  return logLines(run).filter((l) => l.type === 'step') as unknown as { step: number; loss: number }[];
 }
 
 function mean(xs: number[]): number {
@@ -81,7 +59,7 @@ test('CoOp trains (loss falls) and a resumed run reaches bit-identical context v
   const { a, b, secs, out } = await trainTwice('coop', args, 5);
   const s = steps(a);
   assert.is(s.length, 12, '16 images / batch 8 = 2 steps x 6 epochs');
-  const evals = readFileSync(join(a, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.type === 'eval');
+  const evals = logLines(a).filter((l) => l.type === 'eval') as Record<string, number>[];
   assert.equal(evals.map((e) => e.epoch), [2, 4], 'periodic evaluation on the few-shot val split every 2 epochs');
   for (const e of evals) assert.ok(e.val_accuracy >= 0 && e.val_accuracy <= 100);
   const first = mean(s.slice(0, 4).map((x) => x.loss));
