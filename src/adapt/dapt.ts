@@ -25,7 +25,6 @@ import { sum } from '../ops/reduce.js';
 import { indexSelect } from '../ops/index-ops.js';
 import { ChunkedEncoder } from '../clip/chunked.js';
 import { Rng } from '../clip/rng.js';
-import { DASSL_RRC_SCALE } from '../clip/augment.js';
 import { PromptBank, planCoopPrompts, classPromptText, gaussian, coopEpochs, type CoopPromptOptions } from './coop.js';
 import { vptUniformBound } from './deep-prompts.js';
 import { otRunSummary, promptOtTerm } from './prompt-ot.js';
@@ -147,7 +146,7 @@ export class DaptMethod extends DasslPromptMethod implements AdaptMethod<ImageBa
   constructor(options: Readonly<Record<string, OptionValue>>) {
     super(options);
     this.caches = [
-      `class prototypes: frozen image features of one augmented view (RandomResizedCrop ${DASSL_RRC_SCALE.join('-')} + flip) per training image, per seed`,
+      `class prototypes: frozen image features of one augmented view (RandomResizedCrop ${this.recipe.cropScale.join("-")} + flip) per training image, per seed`,
       'frozen token embeddings of the class prompts (memory)',
       ...(this.o.otLambda > 0 ? ['frozen class text features "a photo of a {}." (OT term)'] : []),
     ];
@@ -174,7 +173,7 @@ export class DaptMethod extends DasslPromptMethod implements AdaptMethod<ImageBa
 
   /** The augmented view the prototypes come from (one per run seed). */
   prototypeView(seed: number): ViewSpec {
-    return { mode: 'train', scale: DASSL_RRC_SCALE, flipP: 0.5, seed, view: 0 };
+    return { mode: 'train', scale: this.recipe.cropScale, flipP: 0.5, seed, view: 0 };
   }
 
   async prepare(env: MethodEnv): Promise<void> {

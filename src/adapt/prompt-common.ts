@@ -74,6 +74,8 @@ export interface DasslRecipeOptions {
   weightDecay: number;
   warmupEpochs: number;
   warmupLr: number;
+  /** Smallest RandomResizedCrop area fraction of the training views (Dassl: 0.08). */
+  cropMin: number;
 }
 
 /** The recipe's values from the shared option keys (epochs, lr, batchSize, momentum, weightDecay, warmupEpochs, warmupLr, scheduleEpochs). */
@@ -88,6 +90,7 @@ export function dasslRecipeOptions(o: Readonly<Record<string, OptionValue>>): Da
     weightDecay: o.weightDecay as number,
     warmupEpochs: o.warmupEpochs as number,
     warmupLr: o.warmupLr as number,
+    cropMin: (o.cropMin as number | undefined) ?? DASSL_RRC_SCALE[0],
   };
 }
 
@@ -116,9 +119,14 @@ export class DasslRecipe {
     return t[epoch] ?? t[t.length - 1]!;
   }
 
-  /** Augmented views (RandomResizedCrop 0.08-1 + flip) of one epoch from batch `startStep` on, decided by (seed, epoch). */
+  /** The training views' crop scale range: [cropMin, 1] (Dassl: [0.08, 1]). */
+  get cropScale(): readonly [number, number] {
+    return [this.o.cropMin, DASSL_RRC_SCALE[1]];
+  }
+
+  /** Augmented views (RandomResizedCrop cropMin-1 + flip) of one epoch from batch `startStep` on, decided by (seed, epoch). */
   batches(train: readonly ImageItem[], seed: number, size: number, epoch: number, startStep: number): AsyncIterable<ImageBatch> {
-    return imageBatches(train, { seed, epoch, startStep, batch: this.o.batch, size, scale: DASSL_RRC_SCALE, decode: this.decode });
+    return imageBatches(train, { seed, epoch, startStep, batch: this.o.batch, size, scale: this.cropScale, decode: this.decode });
   }
 }
 
@@ -178,7 +186,7 @@ export function sameClasses(a: readonly string[], b: readonly string[]): boolean
 }
 
 /** CoOp's Dassl configuration of the recipe's remaining options (momentum, weight decay, one constant warm-up epoch at 1e-5) and the text chunk. */
-export const DASSL_SGD_DEFAULTS = { momentum: 0.9, weightDecay: 5e-4, warmupEpochs: 1, warmupLr: 1e-5, textChunk: 128 } as const;
+export const DASSL_SGD_DEFAULTS = { momentum: 0.9, weightDecay: 5e-4, warmupEpochs: 1, warmupLr: 1e-5, cropMin: DASSL_RRC_SCALE[0], textChunk: 128 } as const;
 
 /** The SGD learning-rate option as CoOp, RPP and the deep-prompt methods state it. */
 export const SGD_LR_OPTION: OptionSpec = { key: 'lr', flag: 'lr', type: 'float', min: 0, exclusiveMin: true, help: 'SGD learning rate (Dassl cosine, stepped per epoch)' };
@@ -190,5 +198,8 @@ export const DASSL_SGD_OPTIONS: readonly OptionSpec[] = [
   { key: 'weightDecay', flag: 'weight-decay', type: 'float', min: 0, help: 'SGD weight decay' },
   { key: 'warmupEpochs', flag: 'warmup-epochs', type: 'int', min: 0, help: 'constant warm-up epochs' },
   { key: 'warmupLr', flag: 'warmup-lr', type: 'float', min: 0, help: 'learning rate of the warm-up epochs' },
+  // Dassl's 0.08 suits photos whose object fills the frame; small objects anywhere in the frame (the
+  // world's 32 px shapes) are often cropped away at that scale, so the range is an option.
+  { key: 'cropMin', flag: 'crop-min', type: 'float', min: 0, exclusiveMin: true, help: 'smallest RandomResizedCrop area fraction of the training views (Dassl 0.08; 1 = flips only)' },
   { key: 'textChunk', flag: 'text-chunk', type: 'int', min: 1, help: 'classes per text-encoder chunk (bounds memory; the backward re-runs chunks)' },
 ];

@@ -36,17 +36,20 @@
 //   (last 10% < first 10%) for every seed; the ratio is printed.
 //
 // CoOp (official: 4 context vectors from "a photo of a", SGD lr 0.002 momentum 0.9, batch 32,
-// 1 warm-up epoch at 1e-5, per-epoch cosine; coop.ts, not this test's to change, always trains on
-// Dassl's RandomResizedCrop 0.08-1 views):
+// 1 warm-up epoch at 1e-5, per-epoch cosine, Dassl's RandomResizedCrop 0.08-1 views):
 // - The bar is NOT met at any budget measured: 4 shots, 10 epochs: base 75.0%; 20 epochs: 74.7%
 //   with the loss rising (2.46 -> 3.13, seed 2); 30 epochs: 65.6% with the loss falling 2.53 ->
-//   1.12 (it learns the crops, not the test images); 30 epochs at lr 0.02: 64.8%. With the crops
-//   replaced by flips (a local patch of coop.ts, not committed) 30 epochs give 75.8% and the loss
-//   0.63 -> 0.57: four context vectors have little room on this world either. 30 epochs x 3 seeds
-//   would also take ~90 s of the budget. So CoOp runs 10 epochs (30 steps) per seed here and the
-//   test ASSERTS only that the three runs train, report accuracies above chance, resume-free, and
-//   appear in the report; their numbers are printed. (Bit-identical resume of CoOp is covered by
-//   test/train/e2e.test.ts on a small random CLIP.)
+//   1.12 (it learns the crops, not the test images); 30 epochs at lr 0.02: 64.8%.
+// - With flip-only views (`--crop-min 1`, added for this) and 16 shots, 20 epochs (240 steps,
+//   seed 1, this dataset): base 76.8% (zero-shot 75.5%), loss 0.50 -> 0.39; 16 random context
+//   vectors at lr 0.02: 77.6%, loss 0.49 -> 0.40. On the plain world (72/4/16 per class) base stays
+//   at zero-shot's 95.3% exactly. The world CLIP's errors are in its image features (outlines it
+//   confuses), which a text-side context cannot move; the loss falls by making the right class
+//   more confident, not by changing the argmax. An honest CoOp run does not reach the issue's bar
+//   on this model, and this test does not pretend it does.
+// - So CoOp runs 10 epochs (30 steps, 4 shots, flip-only views) per seed here and the test ASSERTS
+//   that the three runs train (loss finite, accuracies above chance) and appear in the report;
+//   their numbers are printed. (Bit-identical resume of CoOp is covered by test/train/e2e.test.ts.)
 //
 // Resume: ProLIP seed 1 again, interrupted at step 150 of 300 and resumed: the final projection is
 // bit-identical to the uninterrupted run. ASSERTED.
@@ -71,7 +74,7 @@ const DATA = join(root, 'sketch');
 const CACHE = join(root, 'cache');
 const SEEDS = [1, 2, 3];
 const PROLIP_ARGS = ['--method', 'prolip', '--shots', '64', '--lr', '1e-3', '--crop-min', '1', '--views', '1'];
-const COOP_ARGS = ['--method', 'coop', '--shots', '4', '--epochs', '10'];
+const COOP_ARGS = ['--method', 'coop', '--shots', '4', '--epochs', '10', '--crop-min', '1'];
 const times: string[] = [];
 
 async function quiet<T>(fn: () => Promise<T>): Promise<{ value: T; out: string; err: string }> {
@@ -164,7 +167,7 @@ test('ProLIP interrupted at step 150 and resumed: bit-identical final projection
   assert.ok(a.every((v, i) => Object.is(v, r[i])), 'resumed W differs from the uninterrupted run');
 });
 
-test('CoOp, 3 seeds (official config, 10 epochs): trains and reports; numbers printed (the bar is not met, see the header)', async () => {
+test('CoOp, 3 seeds (official config but flip-only views, 10 epochs): trains and reports; numbers printed (the bar is not met, see the header)', async () => {
   const lines: string[] = [];
   for (const s of SEEDS) {
     await timed(`coop seed ${s}`, () => train(run(`coop-${s}`), [...COOP_ARGS, '--seed', String(s)]));
