@@ -23,6 +23,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<(argv: str
     summary: 'evaluate a trained run on a dataset folder (base / novel / all classes)',
     load: async () => (await import('./eval.js')).evalCommand,
   },
+  demo: {
+    summary: 'every method end to end on the embedded world with the shipped world CLIP: table, per-phase times, report (npm start)',
+    load: async () => (await import('./demo.js')).demoCommand,
+  },
   report: { summary: 'an HTML page and a Markdown summary over trained runs (loss curves, accuracy mean ± std over seeds)', load: async () => (await import('./report.js')).reportCommand },
   iimm: { summary: 'the inter/intra-modal measure of a dataset, and gain/forgetting predicted from earlier runs', load: async () => (await import('./iimm.js')).iimmCommand },
   tokenize: {
