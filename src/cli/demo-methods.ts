@@ -61,6 +61,8 @@ export function demoMethod(name: string): DemoMethod | undefined {
 export interface BudgetContext {
   /** Optimiser steps every trained method gets. */
   steps: number;
+  /** Learning rate = the method's official one x lrFactor. */
+  lrFactor: number;
   shots: number;
   /** Few-shot training images (training classes x shots). */
   trainImages: number;
@@ -111,7 +113,7 @@ export function demoFlags(entry: DemoMethod, spec: MethodSpec, ctx: BudgetContex
     const officialEpochs = Number(defaults.epochs ?? 0);
     if (sched > 0 && officialEpochs > 0 && hasFlag(spec, 'schedule-epochs')) given['schedule-epochs'] = String(Math.max(epochs, Math.round((epochs * sched) / officialEpochs)));
   }
-  if (steps !== null && hasFlag(spec, 'lr') && typeof defaults.lr === 'number') given.lr = String(Number((defaults.lr * DEMO_LR_FACTOR).toPrecision(6)));
+  if (steps !== null && hasFlag(spec, 'lr') && typeof defaults.lr === 'number') given.lr = String(Number((defaults.lr * ctx.lrFactor).toPrecision(6)));
   const missing: string[] = [];
   for (const [flag, value] of Object.entries(entry.preset)) {
     if (hasFlag(spec, flag)) given[flag] = value;

@@ -26,6 +26,8 @@ export interface DemoOptions {
   seeds: number;
   /** Optimiser steps every trained method gets. */
   steps: number;
+  /** Every trained method's learning rate is its official one times this. */
+  lrFactor: number;
   shots: number;
   /** Images per class written for each split. */
   counts: SplitCounts;
@@ -48,6 +50,7 @@ const IIMM_MAX_SHOTS = 8;
 export const FULL: Omit<DemoOptions, 'out' | 'weights' | 'methods'> = {
   seeds: 1,
   steps: 60,
+  lrFactor: DEMO_LR_FACTOR,
   shots: 16,
   counts: { train: 32, val: 4, test: 16 },
   domain: 'sketch',
@@ -60,6 +63,7 @@ export const FULL: Omit<DemoOptions, 'out' | 'weights' | 'methods'> = {
 export const QUICK: Omit<DemoOptions, 'out' | 'weights' | 'methods'> = {
   seeds: 1,
   steps: 24,
+  lrFactor: DEMO_LR_FACTOR,
   shots: 8,
   counts: { train: 16, val: 4, test: 8 },
   domain: 'sketch',
@@ -87,6 +91,7 @@ ${DEMO_MAX_VIEWS} ProLIP views, no random crops (--crop-min ${DEMO_CROP_MIN}: fl
   --quick           smaller: ${QUICK.steps} steps, ${QUICK.shots} shots, ${QUICK.counts.test} test images per class, IIMM on ${QUICK.iimmDomains.length} domains
   --seeds N         few-shot seeds 1..N (default ${FULL.seeds}); accuracies are means over seeds
   --steps N         optimiser steps per trained method (default ${FULL.steps})
+  --lr-factor X     every trained method's learning rate = its official one x X (default ${DEMO_LR_FACTOR})
   --shots K         training images per class (default ${FULL.shots})
   --domain D        base-to-novel domain (${DOMAINS.join(', ')})
   --target D        cross-domain target
@@ -115,6 +120,13 @@ function posInt(v: string | undefined, flag: string, min = 1): number | undefine
   return n;
 }
 
+function posFloat(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new UsageError(`--${flag} must be a number > 0, got "${v}"`);
+  return n;
+}
+
 function domainArg(v: string | undefined, flag: string): Domain | undefined {
   if (v === undefined) return undefined;
   if (!isDomain(v)) throw new UsageError(`--${flag}: unknown domain "${v}"; valid: ${DOMAINS.join(', ')}`);
@@ -133,6 +145,7 @@ export function parseDemoArgs(argv: string[]): DemoOptions | 'help' {
         quick: { type: 'boolean' },
         seeds: { type: 'string' },
         steps: { type: 'string' },
+        'lr-factor': { type: 'string' },
         shots: { type: 'string' },
         domain: { type: 'string' },
         target: { type: 'string' },
@@ -162,6 +175,7 @@ export function parseDemoArgs(argv: string[]): DemoOptions | 'help' {
     methods,
     seeds: posInt(values.seeds as string | undefined, 'seeds') ?? base.seeds,
     steps: posInt(values.steps as string | undefined, 'steps') ?? base.steps,
+    lrFactor: posFloat(values['lr-factor'] as string | undefined, 'lr-factor') ?? base.lrFactor,
     shots,
     counts,
     domain: domainArg(values.domain as string | undefined, 'domain') ?? base.domain,
@@ -407,7 +421,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo = {}): Promise<DemoResu
     }
   }
 
-  const presetLine = `DEMO PRESET (not the official defaults): ${o.steps} optimiser steps (batches of ${DEMO_BATCH}) for every trained method, ${o.shots} shots, seeds ${seeds.join(',')}, official learning rates x ${DEMO_LR_FACTOR}, <= ${DEMO_MAX_VIEWS} ProLIP views, training crops off (--crop-min ${DEMO_CROP_MIN}) where a method has the option${o.quick ? ' [--quick]' : ''}`;
+  const presetLine = `DEMO PRESET (not the official defaults): ${o.steps} optimiser steps (batches of ${DEMO_BATCH}) for every trained method, ${o.shots} shots, seeds ${seeds.join(',')}, official learning rates x ${o.lrFactor}, <= ${DEMO_MAX_VIEWS} ProLIP views, training crops off (--crop-min ${DEMO_CROP_MIN}) where a method has the option${o.quick ? ' [--quick]' : ''}`;
   say(`cliptune demo: the world CLIP (${o.weights}) adapted on the synthetic world`);
   say(presetLine);
   const domainLine = `Base-to-novel on the ${o.domain} world domain (24 base / 24 novel classes, ${o.shots} shots), every run also evaluated on ${o.target} images; the world CLIP's zero-shot accuracy is lowest on sketches, so that is where adaptation has room (docs/demo.md).`;
@@ -442,7 +456,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo = {}): Promise<DemoResu
   for (const e of entries) {
     const spec = METHODS[e.name]!;
     const trainImages = (e.protocol === 'base-to-novel' || e.protocol === 'base-only' ? NUM_BASE : 2 * NUM_BASE) * o.shots;
-    const flags = e.name === 'zeroshot' ? { args: [], steps: null, missing: [], given: {} } : demoFlags(e, spec, { steps: o.steps, shots: o.shots, trainImages, datasetName: 'World' });
+    const flags = e.name === 'zeroshot' ? { args: [], steps: null, missing: [], given: {} } : demoFlags(e, spec, { steps: o.steps, lrFactor: o.lrFactor, shots: o.shots, trainImages, datasetName: 'World' });
     if (flags.missing.length) notes.push(`${e.name}: no ${flags.missing.map((f) => `--${f}`).join(', ')} option in this build (official value used)`);
     const results: SeedResult[] = [];
     for (const seed of e.name === 'zeroshot' ? [1] : seeds) {
@@ -507,7 +521,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo = {}): Promise<DemoResu
       await phase('IIMM: zero-shot + linear probe per domain', async () => {
         for (const m of ['zeroshot', 'linear-probe']) {
           const runDir = join(o.out, 'runs', 'iimm', d, m);
-          const probe = m === 'linear-probe' ? ['--shots', String(iimmShots), '--seed', '1', ...demoFlags(demoMethod(m)!, METHODS[m]!, { steps: o.steps, shots: o.shots, trainImages: 48 * iimmShots, datasetName: 'World' }).args] : [];
+          const probe = m === 'linear-probe' ? ['--shots', String(iimmShots), '--seed', '1', ...demoFlags(demoMethod(m)!, METHODS[m]!, { steps: o.steps, lrFactor: o.lrFactor, shots: o.shots, trainImages: 48 * iimmShots, datasetName: 'World' }).args] : [];
           const args = [...common(runDir), '--data', dataDir(d), '--method', m, ...probe];
           await runCmd(`cliptune train ${args.join(' ')}`, () => trainCommand(args, { progress: null }));
           runDirs.push(runDir);
