@@ -9,17 +9,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Gpu } from '../../src/gpu/index.js';
-import { keep, tensor, tidy, type Tensor } from '../../src/tensor/tensor.js';
-import { clearTape, noGrad } from '../../src/autograd/tape.js';
-import { add, square } from '../../src/ops/elementwise.js';
-import { sum } from '../../src/ops/reduce.js';
-import { concat, reshape } from '../../src/ops/shape.js';
+import { type Tensor } from '../../src/tensor/tensor.js';
+import { stepContext, trainStep } from '../../src/train/loop.js';
 import { ClipModel } from '../../src/clip/model.js';
 import { CLIP_CONFIGS, randomClipWeights } from '../../src/clip/configs.js';
 import { loadClipTokenizer } from '../../src/clip/tokenizer-node.js';
 import { loadClip } from '../../src/clip/load-node.js';
 import type { ClipTokenizer } from '../../src/clip/tokenizer.js';
-import { Rng } from '../../src/clip/rng.js';
 import { writeWorldDataset } from '../../src/data/world/write-node.js';
 import { openDataset } from '../../src/train/data.js';
 import type { AdaptMethod, DefaultsContext, FeatureSource, ImageItem, MethodEnv, MethodSpec, OptionValue, ViewSpec } from '../../src/adapt/method.js';
@@ -154,32 +150,9 @@ export async function prepareMethod(spec: MethodSpec, opts: Record<string, Optio
     let lastStats: Tensor | null = null;
     const stepper: Stepper = {
       step() {
-        const ctxStep = { epoch: 0, stepInEpoch: 0, globalStep, rng: new Rng(`cliptune-step\u0001${env.seed}\u0001${globalStep}`) };
+        // The training loop's own step (src/train/loop.ts), so the bench times what training runs.
+        const { stats } = trainStep(method, batch, stepContext(env.seed, 0, 0, globalStep), params, optimizer, env.gpu);
         globalStep++;
-        const out = tidy(() => method.step(batch, ctxStep));
-        const owned = [out.loss, ...Object.values(out.terms ?? {})];
-        try {
-          out.loss.backward();
-          out.afterBackward?.();
-        } catch (e) {
-          clearTape();
-          for (const t of owned) t.dispose();
-          throw e;
-        }
-        const stats = noGrad(() =>
-          tidy(() => {
-            let g: Tensor | null = null;
-            for (const p of params) {
-              if (!p.grad) continue;
-              const s = sum(square(p.grad));
-              g = g ? add(g, s) : s;
-            }
-            return keep(concat([reshape(out.loss, [1]), ...Object.values(out.terms ?? {}).map((t) => reshape(t, [1])), g ? reshape(g, [1]) : tensor([0], [1], 'f32', env.gpu)], 0));
-          }),
-        );
-        for (const t of owned) t.dispose();
-        optimizer.step();
-        optimizer.zeroGrad();
         lastStats?.dispose();
         lastStats = stats;
       },

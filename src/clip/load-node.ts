@@ -27,6 +27,8 @@ export interface LoadClipOptions {
   heads?: { image?: number; text?: number };
   /** Tokenizer files (see loadClipTokenizer); default: the folder's own, else OpenAI's vocabulary. */
   vocab?: string;
+  /** An already loaded tokenizer to use instead of reading one (a compact-vocabulary file still wraps it). */
+  tokenizer?: ClipTokenizer;
 }
 
 /**
@@ -90,7 +92,7 @@ export async function loadClip(gpu: Gpu, path: string, opts: LoadClipOptions = {
       notes.push(`${file}: no config says which activation the model uses; using QuickGELU (OpenAI's). Pass --act gelu for open_clip models trained with GELU.`);
     }
     // The tokenizer first: a bad --vocab fails before any weights reach the GPU.
-    const baseTokenizer = await loadClipTokenizer(opts.vocab ?? tokenizerPath);
+    const baseTokenizer = opts.tokenizer ?? (await loadClipTokenizer(opts.vocab ?? tokenizerPath));
     const tokenizer = vocab ? vocab.wrapTokenizer(baseTokenizer) : baseTokenizer;
     const model = ClipModel.fromTensors(gpu, ck.config, ck.tensors);
     return { model, tokenizer, naming: ck.naming, notes, weightsFile: file, vocab };

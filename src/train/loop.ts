@@ -5,7 +5,7 @@
 // bit-identical weights, a clean stop on abort (Ctrl-C), and a stop on NaN/Inf that keeps the last
 // checkpoint written while every loss and gradient up to it was finite.
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
-import { GpuError } from '../gpu/index.js';
+import { GpuError, type Gpu } from '../gpu/index.js';
 import { keep, tensor, tidy, type Tensor } from '../tensor/tensor.js';
 import { clearTape, noGrad } from '../autograd/tape.js';
 import { add, square } from '../ops/elementwise.js';
@@ -203,7 +203,7 @@ async function writeCheckpoint(path: string, o: LoopOptions, opt: Optimizer | nu
 }
 
 /** Σ over the parameters of Σ grad² (a parameter without a gradient counts 0). */
-function gradSquares(params: Iterable<Tensor>, gpu: import('../gpu/index.js').Gpu): Tensor {
+function gradSquares(params: Iterable<Tensor>, gpu: Gpu): Tensor {
   return noGrad(() =>
     tidy(() => {
       let total: Tensor | null = null;
@@ -215,6 +215,39 @@ function gradSquares(params: Iterable<Tensor>, gpu: import('../gpu/index.js').Gp
       return total ? reshape(total, [1]) : tensor([0], [1], 'f32', gpu);
     }),
   );
+}
+
+/** The step context of global step `globalStep`: its generator depends on (seed, step) only, so a resumed run replays it. */
+export function stepContext(seed: number, epoch: number, stepInEpoch: number, globalStep: number): StepContext {
+  return { epoch, stepInEpoch, globalStep, rng: new Rng(`cliptune-step\u0001${seed}\u0001${globalStep}`) };
+}
+
+/**
+ * One optimiser step, all on the device: the method's loss, backward (and its afterBackward), the
+ * scalars to read back later ([loss, ...terms, Σ‖grad‖²] in `names` order, one kept tensor), then
+ * the optimiser. Nothing is read back here. The bench times exactly this.
+ */
+export function trainStep(
+  method: AdaptMethod, batch: unknown, ctx: StepContext, params: Iterable<Tensor>, opt: Optimizer | null, gpu: Gpu | null,
+): { names: string[]; stats: Tensor } {
+  const out = tidy(() => method.step(batch, ctx));
+  const owned = new Set<Tensor>([out.loss, ...Object.values(out.terms ?? {})]);
+  try {
+    out.loss.backward();
+    out.afterBackward?.();
+  } catch (e) {
+    clearTape();
+    for (const t of owned) t.dispose();
+    throw e;
+  }
+  const names = ['loss', ...Object.keys(out.terms ?? {}), 'grad_sq'];
+  const stats = noGrad(() =>
+    tidy(() => keep(concat([reshape(out.loss, [1]), ...Object.values(out.terms ?? {}).map((t) => reshape(t, [1])), gradSquares(params, gpu ?? out.loss.gpu)], 0))),
+  );
+  for (const t of owned) t.dispose();
+  opt?.step();
+  opt?.zeroGrad();
+  return { names, stats };
 }
 
 export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
@@ -285,24 +318,7 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
       if (stepInEpoch >= plan.stepsPerEpoch) break;
       const lr = method.learningRate(epoch, stepInEpoch, globalStep);
       opt?.setLr(lr);
-      const ctx: StepContext = { epoch, stepInEpoch, globalStep, rng: new Rng(`cliptune-step\u0001${o.run.seed}\u0001${globalStep}`) };
-      const out = tidy(() => method.step(batch, ctx));
-      const owned = new Set<Tensor>([out.loss, ...Object.values(out.terms ?? {})]);
-      try {
-        out.loss.backward();
-        out.afterBackward?.();
-      } catch (e) {
-        clearTape();
-        for (const t of owned) t.dispose();
-        throw e;
-      }
-      const names = ['loss', ...Object.keys(out.terms ?? {}), 'grad_sq'];
-      const stats = noGrad(() =>
-        tidy(() => keep(concat([reshape(out.loss, [1]), ...Object.values(out.terms ?? {}).map((t) => reshape(t, [1])), gradSquares(params, gpu ?? out.loss.gpu)], 0))),
-      );
-      for (const t of owned) t.dispose();
-      opt?.step();
-      opt?.zeroGrad();
+      const { names, stats } = trainStep(method, batch, stepContext(o.run.seed, epoch, stepInEpoch, globalStep), params, opt, gpu);
       reader.push({ globalStep, epoch, lr, names, stats });
       globalStep++;
       stepInEpoch++;

@@ -16,19 +16,20 @@ import { concat } from '../ops/shape.js';
 import { AdamW, clipGradNorm, type AdamHyper, type OptimizerState } from '../nn/optim.js';
 import { cosineLr } from '../nn/schedule.js';
 import { ClipModel } from '../clip/model.js';
-import { clipTensorSpec, loadClipCheckpoint, type ClipConfig } from '../clip/checkpoint.js';
+import { clipTensorSpec, type ClipConfig } from '../clip/checkpoint.js';
 import { randomClipWeights } from '../clip/configs.js';
 import { toNormalizedChw } from '../clip/transforms.js';
 import type { ClipTokenizer } from '../clip/tokenizer.js';
-import { COMPACT_IDS_TENSOR, CompactVocab, splitCompactVocab } from '../clip/compact-vocab.js';
+import { COMPACT_IDS_TENSOR, CompactVocab } from '../clip/compact-vocab.js';
 import { f32ToF16Bits } from '../io/dtypes.js';
-import { openSafetensors, writeSafetensors, type WriteTensor } from '../io/safetensors-node.js';
+import { writeSafetensors, type WriteTensor } from '../io/safetensors-node.js';
 import { saveCheckpoint, loadCheckpoint, type RunState } from './checkpoint.js';
 import { worldPairs, WORLD_VERSION } from '../data/world/generate.js';
 import { DOMAINS, type Domain } from '../data/world/attributes.js';
 import { WORLD_CLASSES } from '../data/world/classes.js';
 import { worldTokenIds } from '../data/world/vocab.js';
 import { worldZeroShot, type WorldEvalResult } from './world-eval.js';
+import { loadClip } from '../clip/load-node.js';
 import { Progress } from '../cli/progress.js';
 
 /** CLIP clamps its logit scale at ln(100) (temperature 0.01). */
@@ -461,7 +462,7 @@ export async function pretrain(gpu: Gpu, baseTokenizer: ClipTokenizer, options: 
   result.exported = exported;
   if (o.finalEvalPerClass > 0) {
     // Evaluate what ships: the exported file, read back as the loader reads it.
-    const loaded = await loadWorldClip(gpu, exported, baseTokenizer);
+    const loaded = await loadClip(gpu, exported, { tokenizer: baseTokenizer });
     try {
       for (const domain of o.finalEvalDomains) {
         const ev = await worldZeroShot(gpu, loaded.model, loaded.tokenizer, { seed: o.worldSeed, split: 'test', perClass: o.finalEvalPerClass, domain });
@@ -639,18 +640,3 @@ export async function exportWorldClip(model: ClipModel, vocab: CompactVocab, pat
   await writeSafetensors(path, entries, { format: 'pt', 'cliptune.model': 'world-clip', 'cliptune.vocab': o.vocab, 'cliptune.activation': 'quick_gelu', ...(o.metadata ?? {}) });
 }
 
-/**
- * Loads an exported world CLIP, compact or full, with the tokenizer it needs. This is what
- * loadClip does once it calls splitCompactVocab (src/clip/compact-vocab.ts).
- */
-export async function loadWorldClip(gpu: Gpu, path: string, baseTokenizer: ClipTokenizer): Promise<{ model: ClipModel; tokenizer: ClipTokenizer; vocab: CompactVocab | null }> {
-  const src = await openSafetensors(path);
-  try {
-    const { source, vocab } = await splitCompactVocab(src, { note: `${path} keeps only the world's tokens` });
-    const ck = await loadClipCheckpoint(source, { activation: 'quick_gelu' });
-    const model = ClipModel.fromTensors(gpu, ck.config, ck.tensors);
-    return { model, tokenizer: vocab ? vocab.wrapTokenizer(baseTokenizer) : baseTokenizer, vocab };
-  } finally {
-    await src.close();
-  }
-}

@@ -65,7 +65,7 @@ import { trainCommand, type TrainIo } from '../../src/cli/train.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import { writeWorldDataset } from '../../src/data/world/write-node.js';
 import { lossWindows, summarizeRuns, writeReport } from '../../src/train/report-html.js';
-import { removeDir, tempDir } from './helpers.js';
+import { quiet, removeDir, tempDir } from './helpers.js';
 
 const repo = (p: string) => fileURLToPath(new URL(`../../../${p}`, import.meta.url));
 const WEIGHTS = repo('weights/world-clip.safetensors');
@@ -76,21 +76,6 @@ const SEEDS = [1, 2, 3];
 const PROLIP_ARGS = ['--method', 'prolip', '--shots', '64', '--lr', '1e-3', '--crop-min', '1', '--views', '1'];
 const COOP_ARGS = ['--method', 'coop', '--shots', '4', '--epochs', '10', '--crop-min', '1'];
 const times: string[] = [];
-
-async function quiet<T>(fn: () => Promise<T>): Promise<{ value: T; out: string; err: string }> {
-  const o = process.stdout.write.bind(process.stdout);
-  const e = process.stderr.write.bind(process.stderr);
-  let out = '';
-  let err = '';
-  process.stdout.write = ((s: string | Uint8Array) => ((out += String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => ((err += String(s)), true)) as typeof process.stderr.write;
-  try {
-    return { value: await fn(), out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
-}
 
 async function timed<T>(what: string, fn: () => Promise<T>): Promise<T> {
   const t0 = performance.now();

@@ -21,7 +21,7 @@ import { CompactVocab, OutOfVocabularyError, compactVocabOf } from '../../src/cl
 import { toNormalizedChw } from '../../src/clip/transforms.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import {
-  EXPORT_FILE, PRETRAIN_DEFAULTS, PretrainDivergedError, exportWorldClip, learningRate, lengthGroups, loadWorldClip, pretrain, decays,
+  EXPORT_FILE, PRETRAIN_DEFAULTS, PretrainDivergedError, exportWorldClip, learningRate, lengthGroups, pretrain, decays,
   worldClipConfig, type PretrainOptions,
 } from '../../src/train/pretrain.js';
 import { parsePretrainArgs } from '../../src/cli/pretrain.js';
@@ -156,7 +156,7 @@ test('exports load and give the trained model\'s embeddings: full layout via loa
   for (const dtype of ['f32', 'f16'] as const) {
     const path = join(root, `compact-${dtype}.safetensors`);
     await exportWorldClip(trained, vocab, path, { dtype, vocab: 'compact' });
-    const loaded = await loadWorldClip(gpu, path, tok);
+    const loaded = await loadClip(gpu, path, { tokenizer: tok });
     assert.ok(loaded.vocab && compactVocabOf(loaded.tokenizer) === loaded.vocab);
     assert.is(loaded.model.config.text.vocabSize, vocab.size);
     const e = await embeddings(gpu, loaded.model, loaded.tokenizer);
