@@ -26,7 +26,7 @@ import { indexSelect } from '../ops/index-ops.js';
 import { ChunkedEncoder } from '../clip/chunked.js';
 import { Rng } from '../clip/rng.js';
 import { PromptBank, planCoopPrompts, classPromptText, gaussian, coopEpochs, type CoopPromptOptions } from './coop.js';
-import { vptUniformBound } from './deep-prompts.js';
+import { classTokenStates, vptUniformBound } from './deep-prompts.js';
 import { otRunSummary, promptOtTerm } from './prompt-ot.js';
 import { DASSL_SGD_DEFAULTS, DASSL_SGD_OPTIONS, DasslPromptMethod, chunkedText, type ImageBatch } from './prompt-common.js';
 import { composeLoss, MethodOptionError, type AdaptMethod, type Classifier, type DefaultsContext, type LossTerm, type MethodEnv, type MethodSpec, type OptionValue, type StepContext, type StepOutput, type StepRecord, type ViewSpec } from './method.js';
@@ -157,6 +157,7 @@ export class DaptMethod extends DasslPromptMethod implements AdaptMethod<ImageBa
     return {
       nCtx: o.nCtx as number,
       nCtxVision: o.nCtxVision as number,
+      visionInit: o.visionInit as 'uniform' | 'class-token',
       preset: o.preset as string,
       lr: o.lr as number,
       betaV: o.betaV as number,
@@ -194,7 +195,13 @@ export class DaptMethod extends DasslPromptMethod implements AdaptMethod<ImageBa
     this.bank = new PromptBank(model, plan, false, Math.min(o.chunk, C));
     const ctx = keep(tensor(gaussian(new Rng(`cliptune-dapt-ctx\u0001${env.seed}`), o.nCtx * Wt, 0.02), [o.nCtx, Wt], 'f32', gpu)).param('ctx');
     const bound = vptUniformBound(patchSize, Wv);
-    const vpt = keep(tensor(uniformInit(new Rng(`cliptune-dapt-vpt\u0001${env.seed}`), o.nCtxVision * Wv, bound), [o.nCtxVision, Wv], 'f32', gpu)).param('visual_prompts');
+    const vptInit = uniformInit(new Rng(`cliptune-dapt-vpt\u0001${env.seed}`), o.nCtxVision * Wv, bound);
+    if (o.visionInit === 'class-token') {
+      // The prompts sit after ln_pre, where the class token's state does not depend on the image.
+      const [state] = await classTokenStates(model, { layers: 1, where: 'ln_pre' });
+      for (let i = 0; i < vptInit.length; i++) vptInit[i]! += state![i % Wv]!;
+    }
+    const vpt = keep(tensor(vptInit, [o.nCtxVision, Wv], 'f32', gpu)).param('visual_prompts');
     this.params.set('ctx', ctx);
     this.params.set('visual_prompts', vpt);
     this.logitScale = await noGrad(() => model.logitScale()).item();
@@ -275,6 +282,7 @@ export const DAPT: MethodSpec = {
   options: [
     { key: 'nCtx', flag: 'n-ctx', type: 'int', min: 1, help: 'text context vectors (random N(0, 0.02), class token at the end)' },
     { key: 'nCtxVision', flag: 'n-ctx-vision', type: 'int', min: 1, help: 'visual prompts inserted after the class token, after ln_pre' },
+    { key: 'visionInit', flag: 'vision-init', type: 'string', choices: ['uniform', 'class-token'], help: "visual prompt init: VPT's uniform ±sqrt(6/(3p²+d)) (DAPT's code), or class-token: the class token's state after ln_pre + that uniform draw" },
     { key: 'preset', flag: 'preset', type: 'string', choices: PRESET_CHOICES, help: 'lr/beta from the official config of this dataset ("default": train.py\'s 3e-4, 0.1, 0.1)' },
     { key: 'lr', flag: 'lr', type: 'float', min: 0, exclusiveMin: true, help: 'SGD learning rate for both prompt sets (default: the preset\'s)' },
     { key: 'betaV', flag: 'beta-v', type: 'float', min: 0, help: 'weight of the intra-dispersion term mean (f - p_y)^2 (0: not computed)' },
@@ -290,6 +298,7 @@ export const DAPT: MethodSpec = {
     return {
       nCtx: 16,
       nCtxVision: 16,
+      visionInit: 'uniform',
       preset,
       lr: h.lr,
       betaV: h.betaV,

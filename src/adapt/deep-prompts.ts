@@ -14,14 +14,19 @@ import { keep, tensor, tidy, type Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../autograd/tape.js';
 import { concat } from '../ops/shape.js';
 import { l2normalize } from '../ops/distance.js';
-import type { ClipModel, ImageEncoding, TextOptions, VisionOptions } from '../clip/model.js';
+import type { ClipModel, ImageEncoding, TextOptions, Trace, VisionOptions } from '../clip/model.js';
 import type { ClipTokenizer } from '../clip/tokenizer.js';
 import { Rng } from '../clip/rng.js';
 import { PromptBank, gaussian, planCoopPrompts, type PromptPlan } from './coop.js';
 import { MethodOptionError } from './method.js';
 import { wordEmbeddings } from './prompt-common.js';
 
-export type VisionPromptInit = 'normal' | 'uniform';
+export type TextDeepInit = 'normal' | 'frozen';
+
+export type VisionPromptInit = 'normal' | 'uniform' | 'class-token';
+
+/** Support images (test transform) for data-dependent inits, in batches of [count, 3, R, R]. */
+export type SupportPixels = () => AsyncIterable<{ pixels: Float32Array; count: number }>;
 
 export interface DeepPromptConfig {
   text: {
@@ -31,11 +36,24 @@ export interface DeepPromptConfig {
     depth: number;
     /** Layer-0 init words ("a photo of a"); null: N(0, 0.02) and "X" placeholders. */
     init: string | null;
+    /**
+     * Layers 1..J_t-1: 'normal' N(0, 0.02) (IVLP code); 'frozen': the frozen tower's own states at
+     * the positions they replace (positions 1..M_t precede the class name, so under causal
+     * attention those states are the same for every class), so the prompted text tower starts
+     * exactly as the shallow-prompted one. Not in any official code.
+     */
+    deepInit?: TextDeepInit;
   };
   vision: {
     tokens: number;
     depth: number;
-    /** 'normal': N(0, 0.02) (IVLP code); 'uniform': U(±sqrt(6/(3p²+d))) (VPT's own init). */
+    /**
+     * 'normal': N(0, 0.02) (IVLP code); 'uniform': U(±sqrt(6/(3p²+d))) (VPT's own init);
+     * 'class-token': the class token's state where the prompts enter (classTokenStates) plus the
+     * N(0, 0.02) draw of 'normal' (so the prompts of a layer differ and train apart). Not in any
+     * official code: a new token that starts as a copy of the class token adds to every head what
+     * the class token already gives, so it disturbs a frozen tower much less than a random one.
+     */
     init: VisionPromptInit;
   };
 }
@@ -82,6 +100,54 @@ export function vptUniformBound(patchSize: number, width: number): number {
   return Math.sqrt(6 / (3 * patchSize * patchSize + width));
 }
 
+/**
+ * The frozen tower's class-token state where vision prompts enter layers 0..layers-1, [W] each.
+ * Layer 0 does not depend on the image: the class embedding plus its position, before ln_pre
+ * ('embeddings': where IVLP/VPT append their prompts) or after it ('ln_pre': where DAPT inserts
+ * them). Layer l >= 1 (what deep prompts replace rows of) is the class token's input to block l,
+ * averaged over the `support` images (needed when layers > 1).
+ */
+export async function classTokenStates(
+  model: ClipModel,
+  o: { layers: number; where: 'embeddings' | 'ln_pre'; support?: SupportPixels },
+): Promise<Float32Array[]> {
+  const c = model.config.image;
+  const W = c.width;
+  const R = c.resolution;
+  const sums = Array.from({ length: o.layers }, () => new Float64Array(W));
+  let images = 0;
+  const add = async (pixels: Float32Array, count: number, layers: number) => {
+    const trace: Trace = new Map();
+    noGrad(() => tidy(() => model.encodeImage(tensor(pixels, [count, 3, R, R], 'f32', model.gpu), { trace }).embeds)).dispose();
+    try {
+      for (let l = 0; l < layers; l++) {
+        const name = l === 0 ? (o.where === 'embeddings' ? 'vision.embeddings' : 'vision.ln_pre') : `vision.blocks.${l - 1}`;
+        const t = trace.get(name);
+        if (!t) throw new GpuError(`class-token init: the vision tower did not record ${name}`);
+        const x = (await t.read()) as Float32Array;
+        const T = t.shape[1]!;
+        for (let i = 0; i < count; i++) for (let d = 0; d < W; d++) sums[l]![d]! += x[i * T * W + d]!;
+      }
+    } finally {
+      for (const t of trace.values()) t.dispose();
+    }
+  };
+  if (o.layers > 1) {
+    if (!o.support) throw new MethodOptionError('class-token init of deep vision prompts needs the training images (the class token\'s mean state at each layer)');
+    for await (const b of o.support()) {
+      await add(b.pixels, b.count, o.layers);
+      images += b.count;
+    }
+    if (!images) throw new MethodOptionError('class-token init: the training set is empty');
+  } else {
+    await add(new Float32Array(3 * R * R), 1, 1);
+    images = 1;
+  }
+  return sums.map((s) => Float32Array.from(s, (v) => v / images));
+}
+
+const VISION_INIT_NAMES: Record<VisionPromptInit, string> = { normal: 'N(0, 0.02)', uniform: 'VPT uniform', 'class-token': 'class-token states + N(0, 0.02)' };
+
 export class DeepPrompts {
   /** Learned tensors in a fixed order: text layers 0.., then vision layers 0... */
   readonly params = new Map<string, Tensor>();
@@ -115,13 +181,17 @@ export class DeepPrompts {
    * Creates and initialises the prompts; `seed` fixes the random layers (per tower and layer, so
    * changing one depth leaves the other tensors' values unchanged).
    */
-  static async create(model: ClipModel, tokenizer: ClipTokenizer, config: DeepPromptConfig, seed: number): Promise<DeepPrompts> {
+  /**
+   * `support`: the training images, for 'class-token' init of deep vision prompts; without them
+   * (evaluation, where the checkpoint's values replace the init) those layers start at zero.
+   */
+  static async create(model: ClipModel, tokenizer: ClipTokenizer, config: DeepPromptConfig, seed: number, support?: SupportPixels): Promise<DeepPrompts> {
     const p = new DeepPrompts(model, tokenizer, config);
-    await p.init(seed);
+    await p.init(seed, support);
     return p;
   }
 
-  private async init(seed: number): Promise<void> {
+  private async init(seed: number, support?: SupportPixels): Promise<void> {
     const { model, config } = this;
     const gpu = model.gpu;
     const Wt = model.config.text.width;
@@ -142,17 +212,53 @@ export class DeepPrompts {
       if (layout.initIds) ctx0 = await wordEmbeddings(model, layout.initIds);
       else ctx0 = gaussian(rng('text', 0), Mt * Wt, 0.02);
       this.textLayers.push(make('text.ctx', ctx0, [Mt, Wt]));
-      for (let l = 1; l < this.textDepth; l++) this.textLayers.push(make(`text.deep.${l}`, gaussian(rng('text', l), Mt * Wt, 0.02), [Mt, Wt]));
+      const states = config.text.deepInit === 'frozen' && this.textDepth > 1 ? await this.frozenTextStates() : null;
+      for (let l = 1; l < this.textDepth; l++) this.textLayers.push(make(`text.deep.${l}`, states ? states[l - 1]! : gaussian(rng('text', l), Mt * Wt, 0.02), [Mt, Wt]));
     }
     if (this.visionDepth > 0) {
       const bound = vptUniformBound(model.config.image.patchSize, Wv);
+      const states =
+        config.vision.init === 'class-token' ? await classTokenStates(model, { layers: support ? this.visionDepth : 1, where: 'embeddings', support }) : null;
       const draw = (l: number) => {
+        if (config.vision.init === 'class-token') {
+          const noise = gaussian(rng('vision', l), Mv * Wv, 0.02);
+          const state = states![l];
+          if (state) for (let i = 0; i < noise.length; i++) noise[i]! += state[i % Wv]!;
+          return noise;
+        }
         if (config.vision.init === 'normal') return gaussian(rng('vision', l), Mv * Wv, 0.02);
         const r = rng('vision', l);
         return Float32Array.from({ length: Mv * Wv }, () => (2 * r.uniform() - 1) * bound);
       };
       this.visionLayers.push(make('vision.ctx', draw(0), [Mv, Wv]));
       for (let l = 1; l < this.visionDepth; l++) this.visionLayers.push(make(`vision.deep.${l}`, draw(l), [Mv, Wv]));
+    }
+  }
+
+  /**
+   * The frozen text tower's states at positions 1..M_t entering layers 1..J_t-1, with the layer-0
+   * prompts in place: [M_t·W] per layer. Any class name gives the same rows (causal attention).
+   */
+  private async frozenTextStates(): Promise<Float32Array[]> {
+    const { model } = this;
+    const Mt = this.config.text.tokens;
+    const W = model.config.text.width;
+    const plan = planDeepTextPrompts(this.tokenizer, ['object'], Mt, this.config.text.init, model.config.text.contextLength);
+    const bank = new PromptBank(model, plan, false, 1);
+    const trace: Trace = new Map();
+    try {
+      noGrad(() => tidy(() => model.encodeTextEmbeddings(bank.embeddings(this.textLayers[0]!, 0), bank.chunks[0]!.eot, { trace }).embeds)).dispose();
+      const out: Float32Array[] = [];
+      for (let l = 1; l < this.textDepth; l++) {
+        const t = trace.get(`text.blocks.${l - 1}`);
+        if (!t) throw new GpuError(`frozen text init: the text tower did not record text.blocks.${l - 1}`);
+        const x = (await t.read()) as Float32Array;
+        out.push(x.slice(W, (1 + Mt) * W));
+      }
+      return out;
+    } finally {
+      for (const t of trace.values()) t.dispose();
+      bank.dispose();
     }
   }
 
@@ -221,8 +327,9 @@ export class DeepPrompts {
 
   /** One line describing the prompts (for the log). */
   describe(): string {
-    const t = this.textDepth ? `text ${this.textTokens} tokens x depth ${this.textDepth}${this.initIds ? ` (layer 0 from "${this.config.text.init}")` : ''}` : 'text not prompted';
-    const v = this.visionDepth ? `vision ${this.visionTokens} tokens x depth ${this.visionDepth} (${this.config.vision.init === 'normal' ? 'N(0, 0.02)' : 'VPT uniform'})` : 'vision not prompted';
+    const deep = this.textDepth > 1 ? `, deeper layers ${this.config.text.deepInit === 'frozen' ? "from the frozen tower's states" : 'N(0, 0.02)'}` : '';
+    const t = this.textDepth ? `text ${this.textTokens} tokens x depth ${this.textDepth}${this.initIds ? ` (layer 0 from "${this.config.text.init}"${deep})` : deep ? ` (${deep.slice(2)})` : ''}` : 'text not prompted';
+    const v = this.visionDepth ? `vision ${this.visionTokens} tokens x depth ${this.visionDepth} (${VISION_INIT_NAMES[this.config.vision.init]})` : 'vision not prompted';
     return `deep prompts: ${t}; ${v}; ${this.count} learned values`;
   }
 

@@ -18,9 +18,9 @@ import { crossEntropy } from '../ops/losses.js';
 import type { Optimizer } from '../nn/optim.js';
 import { ChunkedEncoder } from '../clip/chunked.js';
 import type { PromptBank } from './coop.js';
-import { DASSL_SGD_DEFAULTS, DASSL_SGD_OPTIONS, DasslPromptMethod, SGD_LR_OPTION, chunkedText, sameClasses, type ImageBatch } from './prompt-common.js';
+import { DASSL_SGD_DEFAULTS, DASSL_SGD_OPTIONS, DasslPromptMethod, SGD_LR_OPTION, chunkedText, sameClasses, supportPixels, type ImageBatch } from './prompt-common.js';
 import { zeroShotWeights } from './zeroshot.js';
-import { DeepPrompts, type DeepPromptConfig, type VisionPromptInit } from './deep-prompts.js';
+import { DeepPrompts, type DeepPromptConfig, type TextDeepInit, type VisionPromptInit } from './deep-prompts.js';
 import {
   composeLoss,
   MethodOptionError,
@@ -80,7 +80,7 @@ export interface DeepPromptMethodConfig {
 /** DeepPrompts configuration from the shared option keys (VPT fixes the text depth to 0). */
 export function deepPromptConfig(o: Readonly<Record<string, OptionValue>>): DeepPromptConfig {
   return {
-    text: { tokens: (o.textTokens as number) ?? 4, depth: (o.textDepth as number) ?? 0, init: (o.ctxInit as string) || null },
+    text: { tokens: (o.textTokens as number) ?? 4, depth: (o.textDepth as number) ?? 0, init: (o.ctxInit as string) || null, deepInit: ((o.textDeepInit as string) ?? 'normal') as TextDeepInit },
     vision: { tokens: o.visionTokens as number, depth: o.visionDepth as number, init: ((o.visionInit as string) ?? 'normal') as VisionPromptInit },
   };
 }
@@ -123,7 +123,9 @@ export class DeepPromptMethod extends DasslPromptMethod implements AdaptMethod<I
     this.env = env;
     const { model, tokenizer } = env;
     const o = this.o;
-    const prompts = await DeepPrompts.create(model, tokenizer, deepPromptConfig({ ...this.options, ...this.fixed }), env.seed);
+    const config = deepPromptConfig({ ...this.options, ...this.fixed });
+    const support = config.vision.init === 'class-token' && env.purpose === 'train' ? supportPixels(env.train, { size: model.config.image.resolution, seed: env.seed }).pixels : undefined;
+    const prompts = await DeepPrompts.create(model, tokenizer, config, env.seed, support);
     if (!prompts.params.size) throw new MethodOptionError(`${this.name}: nothing to learn (both prompt depths are 0)`);
     this.prompts_ = prompts;
     for (const [k, t] of prompts.params) this.params.set(k, t);
@@ -221,12 +223,13 @@ const TEXT_OPTIONS: readonly OptionSpec[] = [
   { key: 'textTokens', flag: 'text-tokens', type: 'int', min: 1, help: 'text prompt vectors per prompted layer (M_t)' },
   { key: 'textDepth', flag: 'text-depth', type: 'int', min: 0, help: 'prompted text layers J_t, layer 0 included (clamped to the model; 0: frozen "a photo of a {}." text)' },
   { key: 'ctxInit', flag: 'ctx-init', type: 'string', help: 'words initialising the layer-0 text prompts ("a photo of a"); empty: N(0, 0.02)' },
+  { key: 'textDeepInit', flag: 'text-deep-init', type: 'string', choices: ['normal', 'frozen'], help: "init of the text prompts of layers 1..J_t-1: N(0, 0.02) (IVLP's code), or frozen: the frozen tower's states at the positions they replace (the text tower starts as the shallow-prompted one)" },
 ];
 
 const VISION_OPTIONS: readonly OptionSpec[] = [
   { key: 'visionTokens', flag: 'vision-tokens', type: 'int', min: 1, help: 'vision prompt vectors per prompted layer (M_v)' },
   { key: 'visionDepth', flag: 'vision-depth', type: 'int', min: 0, help: 'prompted vision layers J_v, layer 0 included (clamped to the model)' },
-  { key: 'visionInit', flag: 'vision-init', type: 'string', choices: ['normal', 'uniform'], help: "vision prompt init: N(0, 0.02) (IVLP's code) or VPT's uniform ±sqrt(6/(3p²+d))" },
+  { key: 'visionInit', flag: 'vision-init', type: 'string', choices: ['normal', 'uniform', 'class-token'], help: "vision prompt init: N(0, 0.02) (IVLP's code), VPT's uniform ±sqrt(6/(3p²+d)), or class-token: the class token's state where the prompts enter (layer 0: its embedding; deeper: its mean over the training images) + N(0, 0.02)" },
 ];
 
 const TRAIN_OPTIONS: readonly OptionSpec[] = [
@@ -254,6 +257,7 @@ export const IVLP: MethodSpec = {
     textTokens: 4,
     textDepth: 9,
     ctxInit: 'a photo of a',
+    textDeepInit: 'normal',
     visionTokens: 4,
     visionDepth: 9,
     visionInit: 'normal',

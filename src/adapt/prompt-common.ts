@@ -130,6 +130,30 @@ export class DasslRecipe {
   }
 }
 
+/** Training images a data-dependent init reads: a seeded sample of at most this many. */
+export const SUPPORT_MAX_IMAGES = 256;
+
+/**
+ * The training images under the test transform (resize + centre crop), a seeded sample of at most
+ * `max` in the training set's order, for data-dependent prompt inits (the class token's mean state).
+ */
+export function supportPixels(items: readonly ImageItem[], o: { size: number; seed: number; max?: number; batch?: number }): { pixels: () => AsyncIterable<{ pixels: Float32Array; count: number }>; images: number } {
+  const max = o.max ?? SUPPORT_MAX_IMAGES;
+  let chosen = items;
+  if (items.length > max) {
+    const order = shuffledOrder(items.length, new Rng(`cliptune-support-sample\u0001${o.seed}`));
+    chosen = order.slice(0, max).sort((a, b) => a - b).map((i) => items[i]!);
+  }
+  const decode = new DecodeMemo().decode;
+  return {
+    images: chosen.length,
+    pixels: async function* () {
+      const loader = new ImageLoader(chosen, { batchSize: o.batch ?? 64, mode: 'test', size: o.size, shuffle: false, decode });
+      for await (const b of loader) yield { pixels: b.images, count: b.count };
+    },
+  };
+}
+
 /**
  * A prompt method trained with the Dassl recipe: plan, optimiser, learning rate and batches come
  * from its options; subclasses set `env` in prepare() and fill `params`.

@@ -217,6 +217,7 @@ export const PROMPT_OT: MethodSpec = {
     textTokens: 4,
     textDepth: 12,
     ctxInit: 'a photo of a',
+    textDeepInit: 'normal',
     visionTokens: 4,
     visionDepth: 12,
     visionInit: 'normal',

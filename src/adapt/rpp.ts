@@ -48,7 +48,7 @@ import { ChunkedEncoder } from '../clip/chunked.js';
 import { Rng } from '../clip/rng.js';
 import { composeLoss, MethodOptionError, type AdaptMethod, type Classifier, type DefaultsContext, type LossTerm, type MethodEnv, type MethodSpec, type OptionSpec, type StepContext, type StepOutput } from './method.js';
 import { finalizeInitFrom, gaussian, initTokens, planCoopPrompts, type PromptPlan } from './coop.js';
-import { DASSL_SGD_DEFAULTS, DASSL_SGD_OPTIONS, DasslPromptMethod, SGD_LR_OPTION, chunkedText, sameClasses, wordEmbeddings, type ImageBatch } from './prompt-common.js';
+import { DASSL_SGD_DEFAULTS, DASSL_SGD_OPTIONS, DasslPromptMethod, SGD_LR_OPTION, chunkedText, sameClasses, supportPixels, wordEmbeddings, type ImageBatch } from './prompt-common.js';
 import { resolveTemplates } from './zeroshot.js';
 import { initTensor, readInitSource } from './init-from.js';
 import { DeepPrompts, planDeepTextPrompts } from './deep-prompts.js';
@@ -334,7 +334,9 @@ export class RppMethod extends DasslPromptMethod implements AdaptMethod<ImageBat
 
   /** Deep variant: IVLP's slots and initialisation, each vector split into q/k/v. */
   private async prepareDeep(env: MethodEnv): Promise<void> {
-    const dp = await DeepPrompts.create(env.model, env.tokenizer, deepPromptConfig(this.options), env.seed);
+    const config = deepPromptConfig(this.options);
+    const support = config.vision.init === 'class-token' && env.purpose === 'train' ? supportPixels(env.train, { size: env.model.config.image.resolution, seed: env.seed }).pixels : undefined;
+    const dp = await DeepPrompts.create(env.model, env.tokenizer, config, env.seed, support);
     try {
       if (!dp.textDepth) throw new MethodOptionError('rpp --variant deep: --text-depth must be >= 1 (the text slots carry the classes)');
       for (const n of dp.notes) env.log(`  rpp: ${n}`);
@@ -452,7 +454,7 @@ export class RppMethod extends DasslPromptMethod implements AdaptMethod<ImageBat
 }
 
 /** The deep variant's slot options (IVLP's flags). */
-const DEEP_SLOT_OPTIONS: readonly OptionSpec[] = DEEP_PROMPT_OPTIONS.filter((d) => ['textTokens', 'textDepth', 'visionTokens', 'visionDepth', 'visionInit'].includes(d.key)).map((d) =>
+const DEEP_SLOT_OPTIONS: readonly OptionSpec[] = DEEP_PROMPT_OPTIONS.filter((d) => ['textTokens', 'textDepth', 'textDeepInit', 'visionTokens', 'visionDepth', 'visionInit'].includes(d.key)).map((d) =>
   d.key === 'textDepth' ? { ...d, min: 1, help: 'deep: prompted text layers J_t, layer 0 included (clamped to the model)' } : { ...d, help: `deep: ${d.help}` },
 );
 
@@ -492,6 +494,7 @@ export const RPP: MethodSpec = {
     visionTokens: 4,
     visionDepth: 9,
     visionInit: 'normal',
+    textDeepInit: 'normal',
   }),
   finalize: (opts, given) => {
     if (opts.variant !== 'deep') {

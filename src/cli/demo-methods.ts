@@ -40,6 +40,14 @@ export const DEMO_BATCH = 32;
  */
 export const DEMO_CROP_MIN = '1';
 export const DEMO_MAX_VIEWS = 16;
+/**
+ * Vision prompts start as the class token's state (+ the official N(0, 0.02) or uniform draw)
+ * instead of the draw alone: random tokens cost the 4-layer, 17-token world CLIP 12-19 points
+ * before any training (docs/demo.md). Not an official init; labelled in the output.
+ */
+export const DEMO_VISION_INIT = 'class-token';
+/** Deep text prompts start as the frozen tower's states at their positions (exact: the text tower starts unchanged). Not official; labelled. */
+export const DEMO_TEXT_DEEP_INIT = 'frozen';
 
 export const DEMO_METHODS: readonly DemoMethod[] = [
   { name: 'zeroshot', protocol: 'base-to-novel', regularised: false, preset: {} },
@@ -48,9 +56,9 @@ export const DEMO_METHODS: readonly DemoMethod[] = [
   { name: 'linear-probe', protocol: 'base-only', regularised: false, preset: { 'search-steps': '0', 'max-iter': '100' }, why: 'L-BFGS, no SGD steps; C from the 7-point grid on the val split; base classes only' },
   { name: 'coop', protocol: 'base-to-novel', regularised: false, preset: { 'crop-min': DEMO_CROP_MIN } },
   { name: 'prolip', protocol: 'base-to-novel', regularised: true, preset: { 'crop-min': DEMO_CROP_MIN } },
-  { name: 'ivlp', protocol: 'base-to-novel', regularised: false, preset: { 'crop-min': DEMO_CROP_MIN } },
-  { name: 'prompt-ot', protocol: 'base-to-novel', regularised: true, preset: { 'crop-min': DEMO_CROP_MIN } },
-  { name: 'dapt', protocol: 'base-to-novel', regularised: true, preset: { 'crop-min': DEMO_CROP_MIN } },
+  { name: 'ivlp', protocol: 'base-to-novel', regularised: false, preset: { 'crop-min': DEMO_CROP_MIN, 'vision-init': DEMO_VISION_INIT, 'text-deep-init': DEMO_TEXT_DEEP_INIT } },
+  { name: 'prompt-ot', protocol: 'base-to-novel', regularised: true, preset: { 'crop-min': DEMO_CROP_MIN, 'vision-init': DEMO_VISION_INIT, 'text-deep-init': DEMO_TEXT_DEEP_INIT } },
+  { name: 'dapt', protocol: 'base-to-novel', regularised: true, preset: { 'crop-min': DEMO_CROP_MIN, 'vision-init': DEMO_VISION_INIT } },
   { name: 'rpp', protocol: 'base-to-novel', regularised: true, preset: { 'crop-min': DEMO_CROP_MIN } },
 ];
 

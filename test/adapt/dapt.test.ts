@@ -32,7 +32,7 @@ import type { TrainIo } from '../../src/cli/train.js';
 import { worldCommand } from '../../src/cli/world.js';
 import { evalCommand } from '../../src/cli/eval.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
-import { checkOp, randArray, relErr } from '../helpers/parity.js';
+import { assertClose, checkOp, randArray, relErr } from '../helpers/parity.js';
 import { interRef, intraRef, jointOtRef } from '../ref/dapt.js';
 import * as core from '../ref/core.js';
 import { R } from '../ref/core.js';
@@ -276,6 +276,31 @@ test('visual prompts sit at rows 1..M after ln_pre (no positional embedding, no 
   assert.not.equal(row0(await plain.get('vision.embeddings')!.read()), row0(ref));
   for (const x of [...tr.values(), ...plain.values(), pixels]) x.dispose();
   m.dispose();
+  model.dispose();
+});
+
+test('--vision-init class-token: prompts = the uniform draw + ln_pre(class embedding + its position), float64 on the host', async () => {
+  const gpu = await getGpu();
+  const model = ClipModel.fromTensors(gpu, TINY_CONFIG, weights);
+  const uniform = makeDapt();
+  await uniform.prepare(await tinyEnv(model));
+  const cls = makeDapt({ visionInit: 'class-token' });
+  await cls.prepare(await tinyEnv(model));
+  const u = (await uniform.params.get('visual_prompts')!.read()) as Float32Array;
+  const c = (await cls.params.get('visual_prompts')!.read()) as Float32Array;
+  // Reference: LayerNorm of class_embedding + positional_embedding[0], biased variance, eps 1e-5.
+  const W = TINY_CONFIG.image.width;
+  const x = Array.from({ length: W }, (_, d) => weights.get('visual.class_embedding')![d]! + weights.get('visual.positional_embedding')![d]!);
+  const mu = x.reduce((a, v) => a + v, 0) / W;
+  const varc = x.reduce((a, v) => a + (v - mu) ** 2, 0) / W;
+  const state = x.map((v, d) => ((v - mu) / Math.sqrt(varc + TINY_CONFIG.image.eps)) * weights.get('visual.ln_pre.weight')![d]! + weights.get('visual.ln_pre.bias')![d]!);
+  for (let k = 0; k < 4; k++) {
+    const diff = Float32Array.from({ length: W }, (_, d) => c[k * W + d]! - u[k * W + d]!);
+    assertClose(diff, Float32Array.from(state), 1e-5, `prompt ${k} - uniform draw vs ln_pre(class token)`);
+  }
+  // The draw is still there: the prompts differ from each other.
+  assert.ok(Math.abs(c[0]! - c[W]!) > 1e-4, 'prompts are not identical copies');
+  for (const m of [uniform, cls]) m.dispose();
   model.dispose();
 });
 

@@ -64,6 +64,79 @@ test('shallow text prompts initialised from "a photo of a" give the frozen "a ph
   model.dispose();
 });
 
+test('--text-deep-init frozen: deep text prompts (depth 3 of 3) start as the frozen states, so the text tower gives "a photo of a {}." exactly; normal init does not', async () => {
+  const { model, tokenizer } = await tinySetup();
+  const ref = zeroShotWeights(model, tokenizer, CLASSES, ['a photo of a {}.']);
+  const refV = Float32Array.from((await ref.read()) as Float32Array);
+  const maxDiff = async (deepInit: 'normal' | 'frozen') => {
+    const p = await DeepPrompts.create(model, tokenizer, { text: { tokens: 4, depth: 3, init: 'a photo of a', deepInit }, vision: { tokens: 2, depth: 0, init: 'normal' } }, 1);
+    assert.equal([...p.params.keys()], ['text.ctx', 'text.deep.1', 'text.deep.2']);
+    assert.match(p.describe(), deepInit === 'frozen' ? /deeper layers from the frozen tower's states/ : /deeper layers N\(0, 0.02\)/);
+    const bank = p.textBank(CLASSES, 2);
+    const got = p.encodeTextAllNoGrad(bank);
+    const g = (await got.read()) as Float32Array;
+    got.dispose();
+    bank.dispose();
+    p.dispose();
+    return { g, diff: Math.max(...g.map((v, i) => Math.abs(v - refV[i]!))) };
+  };
+  const frozen = await maxDiff('frozen');
+  assertClose(frozen.g, refV, 1e-5, 'deep-prompted text at init vs zero-shot');
+  const normal = await maxDiff('normal');
+  assert.ok(normal.diff > 1e-3, `random deep prompts change the text features (max diff ${normal.diff})`);
+  ref.dispose();
+  model.dispose();
+});
+
+test('--vision-init class-token: layer 0 = the normal draw + class embedding + its position; deeper layers = the draw + the mean class-token input to that block over the support images', async () => {
+  const { gpu, model, tokenizer } = await tinySetup();
+  const B = 3;
+  const batch = tinyBatch(B, 33);
+  const support = async function* () {
+    yield { pixels: batch.pixels, count: B };
+  };
+  const cfg = (init: 'normal' | 'class-token') => ({ text: { tokens: 1, depth: 0, init: null }, vision: { tokens: 2, depth: 3, init } });
+  const normal = await DeepPrompts.create(model, tokenizer, cfg('normal'), 5);
+  const cls = await DeepPrompts.create(model, tokenizer, cfg('class-token'), 5, support);
+  assert.match(cls.describe(), /class-token states \+ N\(0, 0.02\)/);
+  // Reference states from a separate frozen forward of the same images.
+  const res = DEEP_TINY.image.resolution;
+  const W = DEEP_TINY.image.width;
+  const trace: Trace = new Map();
+  const pixels = tensor(batch.pixels, [B, 3, res, res], 'f32', gpu);
+  noGrad(() => tidy(() => model.encodeImage(pixels, { trace }).embeds)).dispose();
+  const ce = model.param('visual.class_embedding');
+  const pos = model.param('visual.positional_embedding');
+  const [ceV, posV] = [(await ce.read()) as Float32Array, (await pos.read()) as Float32Array];
+  const states: number[][] = [Array.from({ length: W }, (_, d) => ceV[d]! + posV[d]!)];
+  for (let l = 1; l < 3; l++) {
+    const t = trace.get(`vision.blocks.${l - 1}`)!;
+    const x = (await t.read()) as Float32Array;
+    const T = t.shape[1]!;
+    states.push(Array.from({ length: W }, (_, d) => {
+      let s = 0;
+      for (let b = 0; b < B; b++) s += x[b * T * W + d]!;
+      return s / B;
+    }));
+  }
+  for (let l = 0; l < 3; l++) {
+    const a = (await cls.visionLayer(l)!.read()) as Float32Array;
+    const n = (await normal.visionLayer(l)!.read()) as Float32Array;
+    for (let k = 0; k < 2; k++) {
+      const diff = Float32Array.from({ length: W }, (_, d) => a[k * W + d]! - n[k * W + d]!);
+      assertClose(diff, Float32Array.from(states[l]!), 1e-5, `layer ${l} prompt ${k}: class-token - normal draw vs the class token's state`);
+    }
+  }
+  // Without support images (evaluation: the checkpoint replaces the values) deep layers need none.
+  const evalInit = await DeepPrompts.create(model, tokenizer, cfg('class-token'), 5);
+  const e1 = (await evalInit.visionLayer(1)!.read()) as Float32Array;
+  const n1 = (await normal.visionLayer(1)!.read()) as Float32Array;
+  assert.equal(Array.from(e1), Array.from(n1), 'deep layers without support: the draw alone');
+  for (const t of [...trace.values(), pixels]) t.dispose();
+  for (const p of [normal, cls, evalInit]) p.dispose();
+  model.dispose();
+});
+
 function blockWeights(model: ClipModel, prefix: string): BlockWeights {
   const q = (n: string) => model.param(`${prefix}.${n}`);
   return {
