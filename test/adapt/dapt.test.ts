@@ -37,6 +37,7 @@ import { interRef, intraRef, jointOtRef } from '../ref/dapt.js';
 import * as core from '../ref/core.js';
 import { R } from '../ref/core.js';
 import { TINY_CONFIG, cliTrain, logLines, quiet, removeDir, tempDir } from '../train/helpers.js';
+import { fdCheck } from './deep-prompt-helpers.js';
 
 // ---------------------------------------------------------------------------------------------
 // Losses
@@ -301,6 +302,23 @@ test('--vision-init class-token: prompts = the uniform draw + ln_pre(class embed
   // The draw is still there: the prompts differ from each other.
   assert.ok(Math.abs(c[0]! - c[W]!) > 1e-4, 'prompts are not identical copies');
   for (const m of [uniform, cls]) m.dispose();
+  model.dispose();
+});
+
+test('tiny CLIP: the tape gradient of the text context and the visual prompts matches central differences of the step loss (CE + both dispersion terms)', async () => {
+  const gpu = await getGpu();
+  const model = ClipModel.fromTensors(gpu, TINY_CONFIG, weights);
+  const m = makeDapt({ betaV: 10, betaT: 0.5 });
+  await m.prepare(await tinyEnv(model));
+  const r = await fdCheck(m, BATCH, 3, 1e-3);
+  console.log(`    dapt FD: ${[...r].map(([k, v]) => `${k} ${v.err.toExponential(1)}`).join(', ')}`);
+  assert.equal([...r.keys()], ['ctx', 'visual_prompts']);
+  for (const [k, v] of r) {
+    assert.ok(v.grad.some((g) => Math.abs(g) > 1e-4), `${k}: gradient too small to check (${v.grad})`);
+    assert.ok(v.err < 1e-2, `${k}: tape ${v.grad.map((x) => x.toPrecision(4))} vs central differences ${v.fd.map((x) => x.toPrecision(4))} (rel ${v.err.toExponential(2)})`);
+  }
+  clearTape();
+  m.dispose();
   model.dispose();
 });
 

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { getGpu, type Gpu } from '../../src/gpu/index.js';
 import { tidy, type Tensor } from '../../src/tensor/tensor.js';
+import { noGrad } from '../../src/autograd/tape.js';
 import { ClipModel, type ClipConfig } from '../../src/clip/model.js';
 import { randomClipWeights } from '../../src/clip/configs.js';
 import { loadClipTokenizer } from '../../src/clip/tokenizer-node.js';
@@ -102,6 +103,55 @@ export async function runSteps(m: AdaptMethod, batch: unknown, steps: number, lr
   }
   opt.dispose();
   return { losses, terms, firstGrad, live };
+}
+
+/**
+ * Central differences of a method's step loss in its learned tensors against the tape's gradient:
+ * for each tensor, the `per` coordinates with the largest |gradient| are perturbed by ±h (f32 on
+ * the device, so h is not tiny) and the largest relative error is returned per tensor.
+ */
+export async function fdCheck(m: AdaptMethod, batch: unknown, per = 3, h = 1e-2): Promise<Map<string, { err: number; grad: number[]; fd: number[] }>> {
+  const ctx = { epoch: 0, stepInEpoch: 0, globalStep: 0, rng: epochRng(0, 0) };
+  const out = tidy(() => m.step(batch, ctx));
+  out.loss.backward();
+  out.afterBackward?.();
+  const grads = new Map<string, Float32Array>();
+  for (const [k, p] of m.params) grads.set(k, Float32Array.from((await p.grad!.read()) as Float32Array));
+  out.loss.dispose();
+  for (const t of Object.values(out.terms ?? {})) t.dispose();
+  for (const p of m.params.values()) {
+    p.grad?.dispose();
+    p.grad = null;
+  }
+  const lossAt = async () => {
+    const o = noGrad(() => tidy(() => m.step(batch, ctx)));
+    const v = await o.loss.item();
+    o.loss.dispose();
+    for (const t of Object.values(o.terms ?? {})) t.dispose();
+    return v;
+  };
+  const result = new Map<string, { err: number; grad: number[]; fd: number[] }>();
+  for (const [k, p] of m.params) {
+    const g = grads.get(k)!;
+    const base = Float32Array.from((await p.read()) as Float32Array);
+    const idx = Array.from(g.keys()).sort((a, b) => Math.abs(g[b]!) - Math.abs(g[a]!)).slice(0, per);
+    const fd: number[] = [];
+    for (const i of idx) {
+      const v = Float32Array.from(base);
+      v[i] = base[i]! + h;
+      p.gpu.write(p.buffer, 0, v, `fd +h ${k}`);
+      const up = await lossAt();
+      v[i] = base[i]! - h;
+      p.gpu.write(p.buffer, 0, v, `fd -h ${k}`);
+      const down = await lossAt();
+      fd.push((up - down) / (2 * h));
+    }
+    p.gpu.write(p.buffer, 0, base, `fd restore ${k}`);
+    const gi = idx.map((i) => g[i]!);
+    const err = Math.max(...gi.map((x, j) => Math.abs(x - fd[j]!) / Math.max(Math.abs(x), Math.abs(fd[j]!), 1e-8)));
+    result.set(k, { err, grad: gi, fd });
+  }
+  return result;
 }
 
 // ---- CLI end to end on the shipped world CLIP ----

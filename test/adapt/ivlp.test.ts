@@ -22,7 +22,7 @@ import { zeroShotWeights } from '../../src/adapt/zeroshot.js';
 import { METHODS } from '../../src/adapt/registry.js';
 import { writeWorldDataset } from '../../src/data/world/write-node.js';
 import { assertClose, randArray } from '../helpers/parity.js';
-import { CLASSES, DEEP_TINY, checkpointParams, createMethod, haveWorldWeights, logLines, runSteps, snapshot, tinyBatch, tinyEnv, tinySetup, trainAndResume, WORLD_WEIGHTS } from './deep-prompt-helpers.js';
+import { CLASSES, DEEP_TINY, checkpointParams, createMethod, fdCheck, haveWorldWeights, logLines, runSteps, snapshot, tinyBatch, tinyEnv, tinySetup, trainAndResume, WORLD_WEIGHTS } from './deep-prompt-helpers.js';
 
 // Prompt gradients are large on a random CLIP (LayerNorm of N(0, 0.02) prompt rows scales them by ~50).
 const LR = 1e-5;
@@ -224,6 +224,26 @@ test('ivlp on a tiny CLIP: every prompt tensor gets a gradient, frozen weights b
   m.dispose();
   model.dispose();
   clearTape();
+});
+
+test('ivlp (depth 3, both towers) and vpt: the tape gradient of every prompt tensor matches central differences of the step loss', async () => {
+  const { gpu, model, tokenizer } = await tinySetup();
+  for (const [spec, over] of [
+    [IVLP, { textTokens: 2, textDepth: 3, visionTokens: 2, visionDepth: 3, visionInit: 'uniform' }],
+    [VPT, { visionTokens: 2, visionDepth: 3, visionInit: 'uniform' }],
+  ] as const) {
+    const m = await createMethod(spec, tinyEnv(gpu, model, tokenizer), over);
+    const r = await fdCheck(m, tinyBatch(4), 3, 1e-3);
+    console.log(`    ${spec.name} FD: ${[...r].map(([k, v]) => `${k} ${v.err.toExponential(1)}`).join(', ')}`);
+    assert.equal([...r.keys()], [...m.params.keys()]);
+    for (const [k, v] of r) {
+      assert.ok(v.grad.some((g) => Math.abs(g) > 1e-4), `${spec.name} ${k}: gradient too small to check (${v.grad})`);
+      assert.ok(v.err < 1e-2, `${spec.name} ${k}: tape ${v.grad.map((x) => x.toPrecision(4))} vs central differences ${v.fd.map((x) => x.toPrecision(4))} (rel ${v.err.toExponential(2)})`);
+    }
+    m.dispose();
+  }
+  clearTape();
+  model.dispose();
 });
 
 test('ivlp: chunked text encoder (2 classes per chunk) = unchunked loss and gradients; the classifier = the training path', async () => {
