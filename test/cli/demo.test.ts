@@ -85,14 +85,12 @@ test('novel-class zero-shot accuracy is at least 3x chance', () => {
 // Issue 7 also asks that every trained method be above zero-shot on the base classes. That is NOT
 // true on the world CLIP, so this test does not assert it (the issue stays open); it asserts that
 // each method's base accuracy and its change from zero-shot are measured and printed. Measured with
-// the full demo (sketch, 16 shots, 60 steps of 32, seed 1; identical on llvmpipe and an H100):
-// coop +4.2, prolip +4.2, rpp +2.9, linear probe +5.7 points, but ivlp -18.2, prompt-ot -4.9 and
-// dapt -40.9. A sweep on the H100 (lr x 1, 3, 10; 60 and 120 steps) never lifted ivlp or dapt above
-// zero-shot (best: ivlp -6.8, dapt -40.9); prompt-ot reached +1.6 only at lr x 1, 120 steps. Why:
-// this 4-layer model was pretrained on 17-token image sequences, and IVLP's randomly initialised
-// vision prompts cost it 12 HM points before any training (measured untrained, lr 1e-12); DAPT's
-// 16 text context vectors start random, as in its official code. At this test's budget (12 steps,
-// 4 shots) even coop and rpp stay at zero-shot.
+// the full demo (sketch, 16 shots, 60 steps of 32, seed 1, docs/demo.md): coop +4.2, prolip +4.2,
+// rpp +2.9, linear probe +5.7 points, but ivlp -1.6, prompt-ot -2.3 and dapt -15.6, with the demo's
+// prompt inits (--vision-init class-token, --text-deep-init frozen; with the official random inits
+// -18.2, -4.9 and -40.9). This 4-layer model was pretrained on 17-token image sequences: vision
+// prompts still cost IVLP 4.7 base points at init, and DAPT learns 16 random text context vectors.
+// At this test's budget (12 steps, 4 shots) even coop and rpp stay at zero-shot.
 test('every trained method: base accuracy and its change from zero-shot are measured and printed', () => {
   const zs = result.rows.find((r) => r.method === 'zeroshot')!;
   for (const r of result.rows.filter((x) => x.method !== 'zeroshot')) {
