@@ -294,7 +294,7 @@ export const PROLIP: MethodSpec = {
     { key: 'lr', flag: 'lr', type: 'float', min: 0, exclusiveMin: true, help: 'Adam learning rate (cosine to 0 over the steps)' },
     { key: 'steps', flag: 'steps', type: 'int', min: 1, help: 'full-batch steps (ProLIP calls them epochs)' },
     { key: 'views', flag: 'views', type: 'int', min: 1, help: 'augmented views cached per support image; step s uses view (s+1) mod views' },
-    { key: 'lambda', flag: 'lambda', type: 'float', min: 0, help: 'weight of ‖W − W₀‖²_F (default 1/shots)' },
+    { key: 'lambda', flag: 'lambda', type: 'float', min: 0, help: "weight of ‖W − W₀‖²_F (default 1/shots; ProLIP's other validation-free choice is 1/shots², e.g. 0.00390625 for 16 shots)" },
     { key: 'eps', flag: 'adam-eps', type: 'float', min: 0, exclusiveMin: true, help: "Adam's epsilon" },
     { key: 'template', flag: 'template', type: 'string', help: 'class prompts: "dataset" (its single template; ImageNet: the 7-template ensemble), "ensemble", or a template with {}' },
     { key: 'variant', flag: 'variant', type: 'string', choices: PROLIP_VARIANTS, help: 'visual: the visual projection (ProLIP); text: the text projection (ProLIP-text); rla: a linear adapter after the frozen projection, from the identity' },

@@ -13,7 +13,7 @@
 // 2026-11-22, sketch world as above; `cliptune train` runs, seed 1 unless said):
 //
 // ProLIP, official recipe except where stated: Adam eps 1e-4, 300 full-batch steps, cosine to 0,
-// λ = 1/N, view (s+1) mod V at step s.
+// view (s+1) mod V at step s.
 // - The official cached views (RandomResizedCrop scale 0.5-1 + flip) do not fit this world: its
 //   shapes are small and anywhere in a 32 px frame, so crops cut them. Zero-shot accuracy on the
 //   16-shot support set falls from 72.7% (test transform) to 58-60% on such views (42-49% on
@@ -27,14 +27,18 @@
 //   i.e. 1e-3 reaches the regularised optimum). The bar is 75.5 + 24.5/4 = 81.6%, and accuracy
 //   grows with the support set: 16 shots 79.2-79.9%; 32 shots 81.0 / 81.8 / 81.0 for seeds 1-3
 //   (mean 81.25: below the bar; this test's first version, 40 train images per class); 64 shots
-//   82.6% (seed 1, 2 views, another world pool). ASSERTED: the mean base accuracy over seeds 1-3
-//   >= the bar at 64 shots.
-// - The loss criterion (mean loss over the last 10% of steps <= 0.8x the first 10%) is NOT met by
-//   any honest ProLIP configuration measured here: with flip-only views the zero-shot loss on the
-//   support set is already 0.51 and the regularised optimum ~0.40 (ratio 0.93-0.95); the 48-way
-//   variant 0.96. It is met only with the official crops at a low lr (16 shots, lr 1e-4: 1.20 ->
-//   0.84, ratio 0.70), where test accuracy falls to 72.4%. ASSERTED instead: the loss falls
-//   (last 10% < first 10%) for every seed; the ratio is printed.
+//   82.6% (seed 1, 2 views, another world pool).
+// - With λ = 1/N (the paper's main validation-free choice) the loss criterion (mean loss over the
+//   last 10% of steps <= 0.8x the first 10%) is not met: with flip-only views the zero-shot loss on
+//   the support set is already 0.51 and the regularised optimum ~0.40 (ratio 0.93 for seeds 1-3,
+//   base 82.03 / 82.81 / 81.25). The official crops meet it (16 shots, lr 1e-4: 1.20 -> 0.84,
+//   ratio 0.70) but test accuracy falls to 72.4%.
+// - ProLIP's other validation-free choice, λ = 1/N² (methods.md 8.b: "variant λ = 1/N²", in its
+//   code and README), regularises less, so the support set is fitted further: seeds 1-3 base
+//   83.59 / 83.85 / 85.68 (mean 84.37), loss 0.424 -> 0.271 / 0.432 -> 0.275 / 0.412 -> 0.274
+//   (x0.64 / 0.64 / 0.67); novel 72.1 / 73.7 / 73.4 (zero-shot 76.3: the weaker pull to W₀ costs
+//   the unseen classes, printed). This test uses λ = 1/64² and ASSERTS both criteria: the mean
+//   base accuracy over seeds 1-3 >= the bar, and the loss ratio <= 0.8 in every run.
 //
 // CoOp, unified context (official: 4 context vectors from "a photo of a", SGD lr 0.002 momentum 0.9,
 // batch 32, 1 warm-up epoch at 1e-5, per-epoch cosine, Dassl's RandomResizedCrop 0.08-1 views):
@@ -79,7 +83,8 @@ const root = tempDir('acceptance');
 const DATA = join(root, 'sketch');
 const CACHE = join(root, 'cache');
 const SEEDS = [1, 2, 3];
-const PROLIP_ARGS = ['--method', 'prolip', '--shots', '64', '--lr', '1e-3', '--crop-min', '1', '--views', '1'];
+// λ = 1/N² with N = 64 shots (ProLIP's second validation-free choice; see the header).
+const PROLIP_ARGS = ['--method', 'prolip', '--shots', '64', '--lr', '1e-3', '--crop-min', '1', '--views', '1', '--lambda', String(1 / 64 ** 2)];
 const COOP_ARGS = ['--method', 'coop', '--csc', '--shots', '64', '--epochs', '5', '--crop-min', '1'];
 const DATA_BASE = join(root, 'sketch-base');
 const times: string[] = [];
@@ -136,7 +141,7 @@ test('zero-shot on the sketch world (the reference for the bar)', async () => {
   assert.ok(zs.base > 60 && zs.base < 90, `zero-shot base ${zs.base}: the sketch world should leave room above zero-shot`);
 });
 
-test('ProLIP, 3 seeds: mean base accuracy >= zs + (100 - zs)/4, and the loss falls in every run', async () => {
+test('ProLIP (λ = 1/N²), 3 seeds: mean base accuracy >= zs + (100 - zs)/4, loss last 10% <= 0.8x first 10% in every run', async () => {
   const base: number[] = [];
   const lines: string[] = [];
   for (const s of SEEDS) {
@@ -146,7 +151,7 @@ test('ProLIP, 3 seeds: mean base accuracy >= zs + (100 - zs)/4, and the loss fal
     const w = lossWindows(g!.runs[0]!.loss)!;
     assert.is(g!.runs[0]!.loss.length, 300, 'every step logged');
     lines.push(`seed ${s}: base ${r.base.toFixed(2)}, novel ${r.novel.toFixed(2)}, loss ${w.first.toFixed(4)} -> ${w.last.toFixed(4)} (x${(w.last / w.first).toFixed(3)})`);
-    assert.ok(w.last < w.first, `seed ${s}: loss ${w.first} -> ${w.last} does not fall`);
+    assert.ok(w.last <= 0.8 * w.first, `seed ${s}: loss ${w.first} -> ${w.last} (x${(w.last / w.first).toFixed(3)}) does not fall to 0.8x`);
     base.push(r.base);
   }
   const bar = zs.base + (100 - zs.base) / 4;
