@@ -179,11 +179,9 @@ export class DeepPrompts {
 
   /**
    * Creates and initialises the prompts; `seed` fixes the random layers (per tower and layer, so
-   * changing one depth leaves the other tensors' values unchanged).
-   */
-  /**
-   * `support`: the training images, for 'class-token' init of deep vision prompts; without them
-   * (evaluation, where the checkpoint's values replace the init) those layers start at zero.
+   * changing one depth leaves the other tensors' values unchanged). `support`: the training images,
+   * for 'class-token' init of deep vision prompts; without them (evaluation, where the checkpoint's
+   * values replace the init) the deep layers get the draw alone.
    */
   static async create(model: ClipModel, tokenizer: ClipTokenizer, config: DeepPromptConfig, seed: number, support?: SupportPixels): Promise<DeepPrompts> {
     const p = new DeepPrompts(model, tokenizer, config);
