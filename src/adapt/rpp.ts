@@ -499,7 +499,7 @@ export const RPP: MethodSpec = {
   finalize: (opts, given) => {
     if (opts.variant !== 'deep') {
       const deepOnly = DEEP_SLOT_OPTIONS.filter((d) => given.has(d.key)).map((d) => `--${d.flag}`);
-      if (deepOnly.length) throw new MethodOptionError(`${deepOnly.join(', ')} only apply to --variant deep`);
+      if (deepOnly.length) throw new MethodOptionError(`${deepOnly.join(', ')} only ${deepOnly.length === 1 ? 'applies' : 'apply'} to --variant deep`);
     } else {
       for (const k of ['nCtx', 'initFrom'] as const) if (given.has(k)) throw new MethodOptionError(`--${k === 'nCtx' ? 'n-ctx' : 'init-from'} only applies to --variant shallow (deep: --text-tokens / --vision-tokens)`);
     }

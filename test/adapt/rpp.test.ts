@@ -342,7 +342,7 @@ test('deep variant options: deep-only flags rejected in the shallow variant and 
   const ctx = { shots: 4, datasetName: 'X', baseToNovel: false };
   const d = RPP.defaults(ctx);
   assert.is(d.variant, 'shallow');
-  assert.throws(() => RPP.finalize!({ ...d }, new Set(['textDepth'])), (e: Error) => e instanceof MethodOptionError && /--text-depth only apply to --variant deep/.test(e.message));
+  assert.throws(() => RPP.finalize!({ ...d }, new Set(['textDepth'])), (e: Error) => e instanceof MethodOptionError && /--text-depth only applies to --variant deep/.test(e.message));
   assert.throws(() => RPP.finalize!({ ...d, variant: 'deep' }, new Set(['variant', 'nCtx'])), (e: Error) => e instanceof MethodOptionError && /--n-ctx only applies to --variant shallow/.test(e.message));
   assert.throws(() => RPP.validate!({ ...d, variant: 'deep', textDepth: 0 }, ctx), (e: Error) => e instanceof MethodOptionError && /--text-depth must be >= 1/.test(e.message));
 });
