@@ -18,7 +18,7 @@ import { getGpu } from '../src/gpu/index.js';
 import { ClipModel } from '../src/clip/model.js';
 import { loadClipTokenizer } from '../src/clip/tokenizer-node.js';
 import type { ClipTokenizer } from '../src/clip/tokenizer.js';
-import { PRETRAIN_DEFAULTS, lengthGroups, pretrain, worldClipConfig, type PretrainOptions } from '../src/train/pretrain.js';
+import { PRETRAIN_DEFAULTS, TEXT_GROUPS, lengthGroups, pretrain, worldClipConfig, type PretrainOptions } from '../src/train/pretrain.js';
 import { worldPairs } from '../src/data/world/generate.js';
 import { worldTokenIds } from '../src/data/world/vocab.js';
 import { median, type BenchOptions, type Stat } from './common.js';
@@ -26,8 +26,6 @@ import { pretrainStep, type StepFlops } from './lib/flops.js';
 import { ceiling, type Ceiling, type MatmulShape } from './lib/matmul-ceiling.js';
 import { adapterLine, fmt, loadLine, markdownTable, option, statCell } from './lib/steps.js';
 
-/** src/train/pretrain.ts's TEXT_GROUPS (not exported there): at most this many text length groups per batch. */
-const TEXT_GROUPS = 4;
 
 /** The text tower's length groups of step `step`, as trainStep forms them (captions sorted by length). */
 function stepGroups(o: PretrainOptions, tokenizer: ClipTokenizer, step: number): { rows: number; tokens: number }[] {

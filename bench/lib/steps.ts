@@ -4,9 +4,8 @@
 // sample) lives in ../common.ts; a multi-second step needs no amortising, but it does need a budget.
 import { cpus, loadavg } from 'node:os';
 import type { Gpu } from '../../src/gpu/index.js';
-import { tensor } from '../../src/tensor/tensor.js';
-import { matmul } from '../../src/ops/matmul.js';
-import { jsonLine, median, timeCalls, rate, type CaseResult, type Stat } from '../common.js';
+import { jsonLine, median, type CaseResult, type Stat } from '../common.js';
+import { matmulRateAt } from './matmul-ceiling.js';
 
 export interface StepStat extends Stat {
   /** Seconds of the first (warm-up) step: pipeline compilation and first-use costs included. */
@@ -142,30 +141,8 @@ export const REFERENCE_MATMUL = { M: 1600, K: 768, N: 2304, name: '1600x768 @ 76
  * GFLOP/s of one plain 1600x768 @ 768x2304 matmul (ViT-B/32's qkv projection at batch 32), timed in
  * this process with the matmul suite's protocol: the yardstick the step rates are divided by.
  */
-export async function referenceMatmulRate(gpu: Gpu, repeats: number): Promise<Stat> {
-  const { M, K, N } = REFERENCE_MATMUL;
-  const a = tensor(uniform(M * K, 11), [M, K], 'f32', gpu);
-  const b = tensor(uniform(K * N, 12), [K, N], 'f32', gpu);
-  try {
-    // timeCalls expects the caller's warm-up call (compilation, first use), checked here.
-    const c = matmul(a, b);
-    const got = await c.readF32();
-    c.dispose();
-    const ah = uniform(M * K, 11);
-    const bh = uniform(K * N, 12);
-    for (let t = 0; t < 16; t++) {
-      const i = (t * 7919) % M;
-      const j = (t * 104729) % N;
-      let ref = 0;
-      for (let k = 0; k < K; k++) ref += ah[i * K + k]! * bh[k * N + j]!;
-      if (!(Math.abs(ref - got[i * N + j]!) <= 1e-4 * Math.max(1, Math.abs(ref)))) throw new Error(`reference matmul: wrong result at (${i}, ${j})`);
-    }
-    const s = await timeCalls(() => matmul(a, b).dispose(), () => gpu.sync(), { repeats });
-    return rate(s, (2 * M * N * K) / 1e9);
-  } finally {
-    a.dispose();
-    b.dispose();
-  }
+export function referenceMatmulRate(gpu: Gpu, repeats: number): Promise<Stat> {
+  return matmulRateAt(gpu, REFERENCE_MATMUL, repeats);
 }
 
 /** The common JSON line plus suite-specific fields. */

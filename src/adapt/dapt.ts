@@ -28,6 +28,7 @@ import { Rng } from '../clip/rng.js';
 import { PromptBank, planCoopPrompts, classPromptText, gaussian, coopEpochs, type CoopPromptOptions } from './coop.js';
 import { classTokenStates, vptUniformBound } from './deep-prompts.js';
 import { otRunSummary, promptOtTerm } from './prompt-ot.js';
+import { PHOTO_TEMPLATE } from './ivlp.js';
 import { DASSL_SGD_DEFAULTS, DASSL_SGD_OPTIONS, DasslPromptMethod, chunkedText, type ImageBatch } from './prompt-common.js';
 import { composeLoss, MethodOptionError, type AdaptMethod, type Classifier, type DefaultsContext, type LossTerm, type MethodEnv, type MethodSpec, type OptionValue, type StepContext, type StepOutput, type StepRecord, type ViewSpec } from './method.js';
 
@@ -148,7 +149,7 @@ export class DaptMethod extends DasslPromptMethod implements AdaptMethod<ImageBa
     this.caches = [
       `class prototypes: frozen image features of one augmented view (RandomResizedCrop ${this.recipe.cropScale.join("-")} + flip) per training image, per seed`,
       'frozen token embeddings of the class prompts (memory)',
-      ...(this.o.otLambda > 0 ? ['frozen class text features "a photo of a {}." (OT term)'] : []),
+      ...(this.o.otLambda > 0 ? [`frozen class text features "${PHOTO_TEMPLATE}" (OT term)`] : []),
     ];
   }
 
@@ -216,7 +217,7 @@ export class DaptMethod extends DasslPromptMethod implements AdaptMethod<ImageBa
       feats.dispose();
       this.prototypes = keep(tensor(classPrototypes(normalised, Int32Array.from(env.train, (it) => it.label), C, E), [C, E], 'f32', gpu));
     }
-    if (o.otLambda > 0) this.frozenText = keep(tensor(await env.features.textWeights(env.classnames, ['a photo of a {}.']), [C, E], 'f32', gpu));
+    if (o.otLambda > 0) this.frozenText = keep(tensor(await env.features.textWeights(env.classnames, [PHOTO_TEMPLATE]), [C, E], 'f32', gpu));
   }
 
   step(b: ImageBatch, _ctx: StepContext): StepOutput {
@@ -236,23 +237,21 @@ export class DaptMethod extends DasslPromptMethod implements AdaptMethod<ImageBa
     // A term with weight 0 is not computed at all (benchmarks time the step without DAPT's terms).
     if (o.betaV > 0) terms.push({ name: 'intra', weight: o.betaV, value: intraDispersionLoss(f, this.prototypes!, labels) });
     if (o.betaT > 0) terms.push({ name: 'inter', weight: o.betaT, value: interDispersionLoss(w, o.rbfT) });
-    let otNonIdentity: Tensor | null = null;
+    let otLogs: Record<string, Tensor> = {};
     if (o.otLambda > 0) {
       // Prompt-OT's term (exact plan, η = 0.5) between [f; w_y] and the frozen [f⁰; t⁰_y].
       const image0 = noGrad(() => l2normalize(model.encodeImage(pixels).embeds));
       const ot = promptOtTerm({ image: f, text: w, image0, text0: this.frozenText!, labels, eta: 0.5, lambda: o.otLambda, ot: { solver: 'exact' } });
       terms.push(ot.term);
-      otNonIdentity = ot.logs.ot_nonidentity!;
+      otLogs = ot.logs;
     }
     const out = composeLoss(terms);
-    // DAPT's log key for the exact plan's non-identity flag (Prompt-OT's is ot_nonidentity).
-    if (otNonIdentity) out.terms.ot_non_identity = otNonIdentity;
-    return { loss: out.loss, terms: out.terms, afterBackward };
+    return { loss: out.loss, terms: { ...out.terms, ...otLogs }, afterBackward };
   }
 
   /** With --ot-lambda: the share of steps whose exact OT plan was not the identity, over the whole run. */
   summarizeRun(steps: readonly StepRecord[]): Record<string, number> | null {
-    return this.o.otLambda > 0 ? otRunSummary(steps, 'exact', 'ot_non_identity') : null;
+    return this.o.otLambda > 0 ? otRunSummary(steps, 'exact') : null;
   }
 
   async classifier(classnames: readonly string[], env: MethodEnv): Promise<Classifier> {

@@ -123,9 +123,7 @@ export class DeepPromptMethod extends DasslPromptMethod implements AdaptMethod<I
     this.env = env;
     const { model, tokenizer } = env;
     const o = this.o;
-    const config = deepPromptConfig({ ...this.options, ...this.fixed });
-    const support = config.vision.init === 'class-token' && env.purpose === 'train' ? supportPixels(env.train, { size: model.config.image.resolution, seed: env.seed }).pixels : undefined;
-    const prompts = await DeepPrompts.create(model, tokenizer, config, env.seed, support);
+    const prompts = await DeepPrompts.create(model, tokenizer, deepPromptConfig({ ...this.options, ...this.fixed }), env.seed, supportPixels(env));
     if (!prompts.params.size) throw new MethodOptionError(`${this.name}: nothing to learn (both prompt depths are 0)`);
     this.prompts_ = prompts;
     for (const [k, t] of prompts.params) this.params.set(k, t);
@@ -141,11 +139,6 @@ export class DeepPromptMethod extends DasslPromptMethod implements AdaptMethod<I
     }
     this.logitScale_ = await noGrad(() => model.logitScale()).item();
     if (this.regulariser && env.purpose === 'train') await this.regulariser.prepare(env, this);
-  }
-
-  override createOptimizer(): Optimizer {
-    if (!this.params.size) throw new MethodOptionError(`${this.name}: nothing to learn (both prompt depths are 0)`);
-    return super.createOptimizer();
   }
 
   /** Normalised adapted image features [B, E] of pixels (on the tape when the vision tower is prompted). */

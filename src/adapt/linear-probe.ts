@@ -23,6 +23,7 @@ import { reshape, slice } from '../ops/shape.js';
 import type { Optimizer } from '../nn/optim.js';
 import { lbfgs, type LbfgsResult } from './lbfgs.js';
 import { MethodOptionError, type AdaptMethod, type Classifier, type ImageItem, type MethodEnv, type MethodSpec, type OptionValue, type StepOutput, type TrainPlan } from './method.js';
+import { sameClasses } from './prompt-common.js';
 
 /** lpclip's initial grid of C values, in its order. */
 export const C_GRID: readonly number[] = [1e6, 1e4, 1e2, 1, 1e-2, 1e-4, 1e-6];
@@ -213,8 +214,7 @@ export class LinearProbeMethod implements AdaptMethod<never> {
   async classifier(classnames: readonly string[], env: MethodEnv): Promise<Classifier> {
     const theta = this.params.get('head');
     if (!theta) throw new GpuError('linear probe: classifier() before prepare()');
-    const same = classnames.length === env.classnames.length && classnames.every((c, i) => c === env.classnames[i]);
-    if (!same) throw new MethodOptionError('a linear probe has weights only for its training classes; it cannot classify other (novel) classes');
+    if (!sameClasses(classnames, env.classnames)) throw new MethodOptionError('a linear probe has weights only for its training classes; it cannot classify other (novel) classes');
     const d = env.model.config.embedDim;
     const proj = env.model.param('visual.proj');
     return { logitsPooled: (p) => probeLogits(theta, matmul(p, proj), d, classnames.length), dispose: () => {} };

@@ -11,16 +11,14 @@
 //   rla:  the regularised linear adapter A ([embed, embed], from the identity) after the frozen
 //         projection: normalize(x W₀ A), reg λ‖A − I‖² (a black-box alternative: needs only embeddings).
 import { GpuError } from '../gpu/index.js';
-import { empty, keep, tensor, type Tensor } from '../tensor/tensor.js';
+import { empty, keep, tensor, tidy, type Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../autograd/tape.js';
-import { tidy } from '../tensor/tensor.js';
 import { scale as scaleBy, square, sub } from '../ops/elementwise.js';
-import { mean } from '../ops/reduce.js';
+import { mean, sum } from '../ops/reduce.js';
 import { concat, reshape } from '../ops/shape.js';
 import { matmul } from '../ops/matmul.js';
 import { l2normalize } from '../ops/distance.js';
 import { crossEntropy } from '../ops/losses.js';
-import { sum } from '../ops/reduce.js';
 import { Adam, type Optimizer } from '../nn/optim.js';
 import { cosineLr } from '../nn/schedule.js';
 import { PROLIP_RRC_SCALE } from '../clip/augment.js';
@@ -44,17 +42,21 @@ export interface ProlipLossInputs {
   logitScale: number;
 }
 
-/** ProLIP's loss and its parts: ce = CE(s·normalize(x W) Tᵀ, y), reg = Σ(W − W₀)², loss = ce + λ·reg. */
-export function prolipLoss(i: ProlipLossInputs): { loss: Tensor; terms: { ce: Tensor; reg: Tensor } } {
-  const z = l2normalize(matmul(i.features, i.proj));
-  const logits = scaleBy(matmul(z, i.text, { transB: true }), i.logitScale);
-  const ce = crossEntropy(logits, i.labels);
+/** loss = ce + λ·Σ(P − P₀)², the regulariser every ProLIP variant adds to its CE. */
+function withProjectorPenalty(ce: Tensor, i: { proj: Tensor; proj0: Tensor; lambda: number }): { loss: Tensor; terms: { ce: Tensor; reg: Tensor } } {
   const reg = sum(square(sub(i.proj, i.proj0)));
   const { loss } = composeLoss([
     { name: 'ce', weight: 1, value: ce },
     { name: 'reg', weight: i.lambda, value: reg },
   ]);
   return { loss, terms: { ce, reg } };
+}
+
+/** ProLIP's loss and its parts: ce = CE(s·normalize(x W) Tᵀ, y), reg = Σ(W − W₀)², loss = ce + λ·reg. */
+export function prolipLoss(i: ProlipLossInputs): { loss: Tensor; terms: { ce: Tensor; reg: Tensor } } {
+  const z = l2normalize(matmul(i.features, i.proj));
+  const logits = scaleBy(matmul(z, i.text, { transB: true }), i.logitScale);
+  return withProjectorPenalty(crossEntropy(logits, i.labels), i);
 }
 
 /** A copy of a tensor's values in fresh storage (not tracked by scopes). */
@@ -100,13 +102,7 @@ export interface ProlipTextLossInputs {
 export function prolipTextLoss(i: ProlipTextLossInputs): { loss: Tensor; terms: { ce: Tensor; reg: Tensor } } {
   const text = prolipTextWeights(i.textPooled, i.proj, i.templates);
   const logits = scaleBy(matmul(i.images, text, { transB: true }), i.logitScale);
-  const ce = crossEntropy(logits, i.labels);
-  const reg = sum(square(sub(i.proj, i.proj0)));
-  const { loss } = composeLoss([
-    { name: 'ce', weight: 1, value: ce },
-    { name: 'reg', weight: i.lambda, value: reg },
-  ]);
-  return { loss, terms: { ce, reg } };
+  return withProjectorPenalty(crossEntropy(logits, i.labels), i);
 }
 
 /** Pre-projection text features ln_final(x)[eot] [T·C, Wt] of every (template, class) prompt, template-major (no gradient). */
@@ -221,7 +217,7 @@ export class ProlipMethod implements AdaptMethod<ProlipBatch> {
   }
 
   private viewSpec(v: number) {
-    const scale: readonly [number, number] = this.o.cropMin === PROLIP_RRC_SCALE[0] ? PROLIP_RRC_SCALE : [this.o.cropMin, 1];
+    const scale: readonly [number, number] = [this.o.cropMin, PROLIP_RRC_SCALE[1]];
     return { mode: 'train' as const, scale, flipP: 0.5, seed: this.env!.seed, view: v };
   }
 

@@ -14,6 +14,7 @@ import { Rng } from '../clip/rng.js';
 import type { RgbImage } from '../clip/rgb-image.js';
 import { ImageLoader } from '../data/loader-node.js';
 import type { ImageItem, MethodEnv, OptionSpec, OptionValue, TrainPlan } from './method.js';
+import type { SupportPixels } from './deep-prompts.js';
 
 /** A batch of augmented training images. */
 export interface ImageBatch {
@@ -131,26 +132,26 @@ export class DasslRecipe {
 }
 
 /** Training images a data-dependent init reads: a seeded sample of at most this many. */
-export const SUPPORT_MAX_IMAGES = 256;
+const SUPPORT_MAX_IMAGES = 256;
 
 /**
  * The training images under the test transform (resize + centre crop), a seeded sample of at most
- * `max` in the training set's order, for data-dependent prompt inits (the class token's mean state).
+ * SUPPORT_MAX_IMAGES in the training set's order, for data-dependent prompt inits (the class
+ * token's mean state); read only if the init asks. Undefined when the method is prepared for
+ * evaluation (the checkpoint replaces the init).
  */
-export function supportPixels(items: readonly ImageItem[], o: { size: number; seed: number; max?: number; batch?: number }): { pixels: () => AsyncIterable<{ pixels: Float32Array; count: number }>; images: number } {
-  const max = o.max ?? SUPPORT_MAX_IMAGES;
+export function supportPixels(env: MethodEnv): SupportPixels | undefined {
+  if (env.purpose !== 'train') return undefined;
+  const items = env.train;
   let chosen = items;
-  if (items.length > max) {
-    const order = shuffledOrder(items.length, new Rng(`cliptune-support-sample\u0001${o.seed}`));
-    chosen = order.slice(0, max).sort((a, b) => a - b).map((i) => items[i]!);
+  if (items.length > SUPPORT_MAX_IMAGES) {
+    const order = shuffledOrder(items.length, new Rng(`cliptune-support-sample\u0001${env.seed}`));
+    chosen = order.slice(0, SUPPORT_MAX_IMAGES).sort((a, b) => a - b).map((i) => items[i]!);
   }
-  const decode = new DecodeMemo().decode;
-  return {
-    images: chosen.length,
-    pixels: async function* () {
-      const loader = new ImageLoader(chosen, { batchSize: o.batch ?? 64, mode: 'test', size: o.size, shuffle: false, decode });
-      for await (const b of loader) yield { pixels: b.images, count: b.count };
-    },
+  const size = env.model.config.image.resolution;
+  return async function* () {
+    const loader = new ImageLoader(chosen, { batchSize: 64, mode: 'test', size, shuffle: false, decode: new DecodeMemo().decode });
+    for await (const b of loader) yield { pixels: b.images, count: b.count };
   };
 }
 

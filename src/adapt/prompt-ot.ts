@@ -24,6 +24,7 @@ import { indexSelect } from '../ops/index-ops.js';
 import { OT_STAT, OtStatsAccumulator, otLoss, type ExactAlgorithm, type OtOptions, type OtSolver } from './ot.js';
 import { zeroShotWeights } from './zeroshot.js';
 import { DEEP_PROMPT_OPTIONS, DeepPromptMethod, PHOTO_TEMPLATE, validateSchedule, type DeepPromptRegulariser, type DeepPromptStep } from './ivlp.js';
+import { DASSL_SGD_DEFAULTS } from './prompt-common.js';
 import { composeLoss, MethodOptionError, type DefaultsContext, type LossTerm, type MethodEnv, type MethodSpec, type OptionValue, type StepRecord } from './method.js';
 
 export interface OtTermInputs {
@@ -112,7 +113,7 @@ export function promptOtLoss(i: PromptOtLossInputs): { loss: Tensor; terms: Reco
  * whose plan was not the identity (`<name>_nonidentity` is 0 or 1 per step), with Sinkhorn the
  * mean plan entropy and off-diagonal mass. Null when no step logged the term.
  */
-export function otRunSummary(steps: readonly StepRecord[], solver: OtSolver, nonIdentityKey = 'ot_nonidentity'): Record<string, number> | null {
+export function otRunSummary(steps: readonly StepRecord[], solver: OtSolver): Record<string, number> | null {
   const mean = (key: string) => {
     const v = steps.map((s) => s[key]).filter((x): x is number => typeof x === 'number');
     return v.length ? { n: v.length, mean: v.reduce((a, b) => a + b, 0) / v.length } : null;
@@ -122,7 +123,7 @@ export function otRunSummary(steps: readonly StepRecord[], solver: OtSolver, non
     const off = mean('ot_offdiag');
     return h ? { otSteps: h.n, otMeanEntropy: h.mean, ...(off ? { otMeanOffDiagonalMass: off.mean } : {}) } : null;
   }
-  const f = mean(nonIdentityKey);
+  const f = mean('ot_nonidentity');
   return f ? { otSteps: f.n, otNonIdentityFraction: f.mean } : null;
 }
 
@@ -225,11 +226,9 @@ export const PROMPT_OT: MethodSpec = {
     scheduleEpochs: 40,
     lr: 0.005,
     batchSize: 4,
-    momentum: 0.9,
-    weightDecay: 5e-4,
-    warmupEpochs: 1,
+    // Dassl's SGD recipe (and its crop range), with Prompt-OT's own warm-up rate.
+    ...DASSL_SGD_DEFAULTS,
     warmupLr: 1e-4,
-    textChunk: 128,
     lambda: 10,
     eta: 0.5,
     otSolver: 'exact',

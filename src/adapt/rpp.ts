@@ -334,11 +334,8 @@ export class RppMethod extends DasslPromptMethod implements AdaptMethod<ImageBat
 
   /** Deep variant: IVLP's slots and initialisation, each vector split into q/k/v. */
   private async prepareDeep(env: MethodEnv): Promise<void> {
-    const config = deepPromptConfig(this.options);
-    const support = config.vision.init === 'class-token' && env.purpose === 'train' ? supportPixels(env.train, { size: env.model.config.image.resolution, seed: env.seed }).pixels : undefined;
-    const dp = await DeepPrompts.create(env.model, env.tokenizer, config, env.seed, support);
+    const dp = await DeepPrompts.create(env.model, env.tokenizer, deepPromptConfig(this.options), env.seed, supportPixels(env));
     try {
-      if (!dp.textDepth) throw new MethodOptionError('rpp --variant deep: --text-depth must be >= 1 (the text slots carry the classes)');
       for (const n of dp.notes) env.log(`  rpp: ${n}`);
       env.log(`  rpp: deep variant on IVLP slots: ${dp.describe()}`);
       const slots = await createDeepSlots(dp, this.params);

@@ -10,7 +10,8 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, rm
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { METHODS } from '../adapt/registry.js';
-import { harmonicMean } from '../data/metrics.js';
+import { harmonicMean, mean, meanStd } from '../data/metrics.js';
+import { writeFileAtomic } from '../train/run.js';
 import { DOMAINS, isDomain, type Domain } from '../data/world/attributes.js';
 import { NUM_BASE } from '../data/world/classes.js';
 import { SPLIT_FILE, writeWorldDataset, type SplitCounts } from '../data/world/write-node.js';
@@ -289,12 +290,8 @@ export interface DemoIo {
   err?: { write(s: string): unknown; isTTY?: boolean };
 }
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const std = (xs: number[]) => {
-  if (xs.length < 2) return 0;
-  const m = mean(xs);
-  return Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1));
-};
+/** Population std over seeds (ddof 0), as the HTML report shows it. */
+const std = (xs: number[]) => meanStd(xs, 0).std;
 
 interface ReportJson {
   results: { classSet: 'all' | 'base' | 'novel'; accuracy: number }[];
@@ -367,7 +364,7 @@ function writeBaseSplit(dataDir: string, outDir: string): string {
   const keep = (rows: [string, number, string][]) => rows.filter((r) => r[1] < NUM_BASE);
   mkdirSync(outDir, { recursive: true });
   const path = join(outDir, SPLIT_FILE);
-  writeFileSync(path, JSON.stringify({ train: keep(doc.train), val: keep(doc.val), test: keep(doc.test) }) + '\n');
+  writeFileAtomic(path, JSON.stringify({ train: keep(doc.train), val: keep(doc.val), test: keep(doc.test) }) + '\n');
   return path;
 }
 
@@ -430,7 +427,6 @@ export async function runDemo(o: DemoOptions, io: DemoIo = {}): Promise<DemoResu
   say(domainLine);
   say(`${cpus().length} CPUs, load average ${load.start.map((x) => x.toFixed(2)).join(' ')}`);
   for (const s of skipped) say(`note: ${s.method} skipped: ${s.why}`);
-  for (const n of notes) say(`note: ${n}`);
 
   // 1. World datasets: the base-to-novel domain, the target, and the IIMM domains.
   const dataDir = (d: Domain) => join(o.out, 'data', d);
@@ -576,8 +572,8 @@ export async function runDemo(o: DemoOptions, io: DemoIo = {}): Promise<DemoResu
     table: '',
   };
   result.table = formatDemo(result, presetLine);
-  writeFileSync(join(o.out, 'demo.md'), result.table);
-  writeFileSync(join(o.out, 'demo.json'), JSON.stringify(result, null, 2) + '\n');
+  writeFileAtomic(join(o.out, 'demo.md'), result.table);
+  writeFileAtomic(join(o.out, 'demo.json'), JSON.stringify(result, null, 2) + '\n');
   await log.close();
   out.write(result.table);
   return result;

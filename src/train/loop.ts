@@ -14,6 +14,7 @@ import { concat, reshape } from '../ops/shape.js';
 import { Rng } from '../clip/rng.js';
 import type { Optimizer, OptimizerState } from '../nn/optim.js';
 import type { AdaptMethod, StepContext, StepRecord } from '../adapt/method.js';
+import { RunDirError, completeJsonlLines } from './run.js';
 import { loadCheckpoint, saveCheckpoint, type Checkpoint, type RunState } from './checkpoint.js';
 import { Progress, formatSecs } from '../cli/progress.js';
 
@@ -29,13 +30,19 @@ export class JsonlLog {
 /**
  * The "step" records of a run's log (every step is logged), one per step: when a run resumed from a
  * checkpoint older than its last logged step, the steps it ran again replace the first attempt's.
+ * A last line cut short by a crash is skipped, as the report does.
  */
 export function readStepRecords(path: string): StepRecord[] {
   if (!existsSync(path)) return [];
   const byStep = new Map<number, StepRecord>();
-  for (const line of readFileSync(path, 'utf8').split('\n')) {
+  for (const [i, line] of completeJsonlLines(readFileSync(path, 'utf8')).entries()) {
     if (!line.trim()) continue;
-    const r = JSON.parse(line) as Record<string, unknown>;
+    let r: Record<string, unknown>;
+    try {
+      r = JSON.parse(line) as Record<string, unknown>;
+    } catch (e) {
+      throw new RunDirError(`${path}: line ${i + 1} is not valid JSON (${(e as Error).message})`);
+    }
     if (r.type !== 'step' || typeof r.step !== 'number') continue;
     const values: Record<string, number> = {};
     for (const [k, v] of Object.entries(r)) if (typeof v === 'number') values[k] = v;

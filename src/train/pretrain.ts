@@ -29,7 +29,7 @@ import { DOMAINS, type Domain } from '../data/world/attributes.js';
 import { WORLD_CLASSES } from '../data/world/classes.js';
 import { worldTokenIds } from '../data/world/vocab.js';
 import { worldZeroShot, type WorldEvalResult } from './world-eval.js';
-import { loadClip } from '../clip/load-node.js';
+import { ACTIVATION_METADATA_KEY, loadClip } from '../clip/load-node.js';
 import { Progress } from '../cli/progress.js';
 
 /** CLIP clamps its logit scale at ln(100) (temperature 0.01). */
@@ -548,7 +548,7 @@ function trainStep(
 }
 
 /** At most this many text groups per batch (each costs one more pass of dispatches). */
-const TEXT_GROUPS = 4;
+export const TEXT_GROUPS = 4;
 
 /**
  * Splits sorted sequence lengths into at most `k` contiguous groups [start, end) minimising the
@@ -637,6 +637,6 @@ export async function exportWorldClip(model: ClipModel, vocab: CompactVocab, pat
     entries.set(spec.name, o.dtype === 'f16' ? { dtype: 'F16', shape, data: f32ToF16Bits(data) } : { dtype: 'F32', shape, data });
   }
   if (o.vocab === 'compact') entries.set(COMPACT_IDS_TENSOR, { dtype: 'I32', shape: [vocab.size], data: vocab.ids });
-  await writeSafetensors(path, entries, { format: 'pt', 'cliptune.model': 'world-clip', 'cliptune.vocab': o.vocab, 'cliptune.activation': 'quick_gelu', ...(o.metadata ?? {}) });
+  await writeSafetensors(path, entries, { format: 'pt', 'cliptune.model': 'world-clip', 'cliptune.vocab': o.vocab, [ACTIVATION_METADATA_KEY]: 'quick_gelu', ...(o.metadata ?? {}) });
 }
 

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { harmonicMean } from '../data/metrics.js';
 import type { OptionValue } from '../adapt/method.js';
-import { RUN_CONFIG_FORMAT, RUN_FILES, type RunConfig } from './run.js';
+import { RUN_CONFIG_FORMAT, RUN_FILES, completeJsonlLines, type RunConfig } from './run.js';
 
 export class ReportError extends Error {
   override name = 'ReportError';
@@ -172,12 +172,7 @@ function readLog(dir: string): { loss: LossPoint[]; periodic: RunSummary['period
   const f = RUN_FILES.log;
   const p = join(dir, f);
   if (!existsSync(p)) fail(dir, f, 'missing');
-  const text = readFileSync(p, 'utf8');
-  const lines = text.split('\n');
-  // split() leaves '' after a final newline; a last line without one was cut short by a crash
-  // unless it parses.
-  const tail = lines.pop()!;
-  const complete = tail.trim() && isJsonObject(tail) ? [...lines, tail] : lines;
+  const complete = completeJsonlLines(readFileSync(p, 'utf8'));
   const byStep = new Map<number, number>();
   const periodic: RunSummary['periodic'] = [];
   complete.forEach((line, i) => {
@@ -201,14 +196,6 @@ function readLog(dir: string): { loss: LossPoint[]; periodic: RunSummary['period
   });
   const loss = [...byStep].sort((a, b) => a[0] - b[0]).map(([step, l]) => ({ step, loss: l }));
   return { loss, periodic };
-}
-
-function isJsonObject(line: string): boolean {
-  try {
-    return isObj(JSON.parse(line));
-  } catch {
-    return false;
-  }
 }
 
 const EVAL_FILE = /^eval-.+-(test|val|train)\.json$/;
@@ -265,10 +252,6 @@ export function lossWindows(loss: readonly LossPoint[]): { first: number; last: 
   const k = Math.max(1, Math.round(loss.length / 10));
   const m = (xs: readonly LossPoint[]) => xs.reduce((a, b) => a + b.loss, 0) / xs.length;
   return { first: m(loss.slice(0, k)), last: m(loss.slice(-k)) };
-}
-
-function shortHash(h: string): string {
-  return h.slice(0, 12);
 }
 
 /** Labels datasets by name, adding the folder's name where two folders share a dataset name. */
@@ -435,4 +418,3 @@ export function expandRunDirs(args: readonly string[]): string[] {
   return out;
 }
 
-export { shortHash };

@@ -7,7 +7,7 @@
 // Every string that comes from a file is HTML-escaped.
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { writeFileAtomic } from './run.js';
+import { RUN_FILES, writeFileAtomic } from './run.js';
 import { ReportError, datasetAverages, lossWindows, summarizeRuns, type ClassSet, type DatasetAverage, type ReportGroup, type Stat } from './report-data.js';
 import { barChart, escapeXml, lineChart, PALETTE, type BarGroup, type Series } from './report-svg.js';
 import type { OptionValue } from '../adapt/method.js';
@@ -276,7 +276,7 @@ export async function writeReport(runDirs: readonly string[], outHtml: string, o
   const html = resolve(outHtml);
   const markdown = markdownPathFor(html);
   // A run's own report.md must never be replaced by the summary.
-  for (const g of groups) for (const r of g.runs) if (resolve(r.dir, 'report.md') === markdown) throw new ReportError(`--out ${html}: its Markdown summary would replace ${markdown}, the run's own report; choose another name`);
+  for (const g of groups) for (const r of g.runs) if (resolve(r.dir, RUN_FILES.reportMd) === markdown) throw new ReportError(`--out ${html}: its Markdown summary would replace ${markdown}, the run's own report; choose another name`);
   const now = new Date();
   const page = renderHtml(groups, opts, now);
   const md = renderMarkdown(groups, opts, now);

@@ -89,3 +89,20 @@ export function listDigest(items: readonly { impath: string; label: number }[]):
   for (const it of items) h.update(`${it.impath}\t${it.label}\n`);
   return h.digest('hex');
 }
+
+/**
+ * The complete lines of a JSONL log: split() leaves '' after a final newline; a last line without
+ * one was cut short by a crash (and is dropped) unless it parses as a JSON object.
+ */
+export function completeJsonlLines(text: string): string[] {
+  const lines = text.split('\n');
+  const tail = lines.pop()!;
+  if (!tail.trim()) return lines;
+  try {
+    const v: unknown = JSON.parse(tail);
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) return [...lines, tail];
+  } catch {
+    // cut short: dropped
+  }
+  return lines;
+}

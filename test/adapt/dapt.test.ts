@@ -343,7 +343,7 @@ test('tiny CLIP (with the OT term): every learned tensor gets a non-zero gradien
   const losses: number[] = [];
   for (let s = 0; s < 6; s++) {
     const out = tidy(() => m.step(BATCH, stepCtx(s)));
-    assert.equal(Object.keys(out.terms!), ['ce', 'intra', 'inter', 'ot', 'ot_non_identity']);
+    assert.equal(Object.keys(out.terms!), ['ce', 'intra', 'inter', 'ot', 'ot_nonidentity']);
     losses.push(await out.loss.item());
     out.loss.backward();
     out.afterBackward?.();
@@ -443,7 +443,7 @@ test('CLI: `train --method dapt --base-to-novel` on the world CLIP trains (loss 
   assert.match(r1.out, /HM /);
   const steps = logLines(a).filter((l) => l.type === 'step') as Record<string, number>[];
   assert.is(steps.length, 6, '24 base images / batch 8 = 3 steps x 2 epochs');
-  for (const s of steps) for (const k of ['ce', 'intra', 'inter', 'ot', 'ot_non_identity']) assert.ok(Number.isFinite(s[k]), `step ${s.step}: ${k}`);
+  for (const s of steps) for (const k of ['ce', 'intra', 'inter', 'ot', 'ot_nonidentity']) assert.ok(Number.isFinite(s[k]), `step ${s.step}: ${k}`);
   const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
   const first = mean(steps.slice(0, 3).map((s) => s.loss));
   const last = mean(steps.slice(-3).map((s) => s.loss));
@@ -451,7 +451,7 @@ test('CLI: `train --method dapt --base-to-novel` on the world CLIP trains (loss 
   const runJson = JSON.parse(readFileSync(join(a, 'run.json'), 'utf8'));
   assert.equal([runJson.options.otLambda, runJson.options.betaV, runJson.options.betaT, runJson.options.preset], [1, 0.1, 0.1, 'default']);
   const report = JSON.parse(readFileSync(join(a, 'report.json'), 'utf8'));
-  assert.equal(report.methodSummary, { otSteps: 6, otNonIdentityFraction: steps.reduce((x, s) => x + s.ot_non_identity!, 0) / 6 });
+  assert.equal(report.methodSummary, { otSteps: 6, otNonIdentityFraction: steps.reduce((x, s) => x + s.ot_nonidentity!, 0) / 6 });
   assert.equal(report.results.map((x: { classSet: string; total: number }) => [x.classSet, x.total]), [['base', 96], ['novel', 96]]);
   // `cliptune eval` rebuilds the prompted classifier from the run and reproduces its accuracy.
   const ev = await quiet(() => evalCommand(['--run', a, '--cache', CACHE, '--classes', 'novel', '--json']));

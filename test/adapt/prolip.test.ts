@@ -194,8 +194,6 @@ for (const templates of [1, 3]) {
       return t;
     };
     const proj = mk(p, [dt, e]).param('P');
-    const images = mk([], [0]);
-    void images;
     const out = tidy(() => {
       const u = l2n(matmul(mk(x, [n, d]), mk(w0, [d, e])));
       return prolipTextLoss({ images: u, textPooled: mk(h, [templates * c, dt]), templates, proj, proj0: mk(p0, [dt, e]), labels: mk(y, [n], 'i32'), lambda: 0.4, logitScale: 17 });

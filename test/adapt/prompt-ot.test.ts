@@ -2,7 +2,8 @@
 // gradients against a float64 CPU composition (identity and non-identity plans), the method on a tiny
 // random CLIP (every prompt tensor gets a gradient, frozen weights stay bit-identical, the loss falls,
 // lambda 0 removes the term), its defaults and schedule, and the CLI on the shipped world CLIP
-// (trains, logs the plan statistics, resumes to bit-identical prompts).
+// (runs, logs the plan statistics, resumes to bit-identical prompts; in 12 steps at lr 0.002 the
+// OT term grows as the prompts move, so the total loss is printed, not asserted to fall).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, rmSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -243,7 +244,7 @@ test('run-level OT figures: one record per step (a re-run step replaces the firs
 
 // ---------- CLI on the shipped world CLIP ----------
 
-test('cliptune train --method prompt-ot on the world CLIP: trains, logs plan stats, resumes to bit-identical prompts', async () => {
+test('cliptune train --method prompt-ot on the world CLIP: runs 12 steps (CE + OT terms logged), logs plan stats, resumes to bit-identical prompts', async () => {
   if (!haveWorldWeights()) throw new Error(`missing ${WORLD_WEIGHTS}`);
   const root = mkdtempSync(join(tmpdir(), 'cliptune-promptot-'));
   try {

@@ -96,7 +96,10 @@ test('every trained method: base accuracy and its change from zero-shot are meas
   for (const r of result.rows.filter((x) => x.method !== 'zeroshot')) {
     assert.ok(Number.isFinite(r.base), `${r.method}: base accuracy measured`);
     const d = r.base - zs.base;
-    assert.ok(out.includes(`(${d >= 0 ? '+' : ''}${d.toFixed(1)})`), `${r.method}: the table shows its base change ${d.toFixed(1)}`);
+    // The method's own row, base column: "mean±std (change)".
+    const row = out.split('\n').find((l) => l.startsWith(`| ${r.method} `));
+    const cell = `${r.base.toFixed(1)}±${r.baseStd.toFixed(1)} (${d >= 0 ? '+' : ''}${d.toFixed(1)})`;
+    assert.is(row?.split(' | ')[1], cell, `${r.method}: the table's base cell`);
   }
   const above = result.rows.filter((r) => r.method !== 'zeroshot' && r.base > zs.base).map((r) => r.method);
   process.stdout.write(`    above zero-shot on base at the test budget: ${above.join(', ') || 'none'}\n`);
