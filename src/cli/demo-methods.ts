@@ -23,6 +23,8 @@ export interface DemoMethod {
   preset: Record<string, string>;
   /** Why the preset differs from the official defaults (printed). */
   why?: string;
+  /** The flag of the method's vision prompt count, scaled to the model (scaledVisionPrompts). */
+  visionPromptsFlag?: string;
 }
 
 /**
@@ -49,6 +51,22 @@ export const DEMO_VISION_INIT = 'class-token';
 /** Deep text prompts start as the frozen tower's states at their positions (exact: the text tower starts unchanged). Not official; labelled. */
 export const DEMO_TEXT_DEEP_INIT = 'frozen';
 
+/** Patches of ViT-B/16 at 224 px: the image sequence the official vision prompt counts were chosen for. */
+export const VIT_B16_PATCHES = 196;
+
+/**
+ * A vision prompt count chosen for ViT-B/16, scaled to a model with `patches` patches so the prompts
+ * keep their share of the image sequence: max(1, round(M·N/196)). ViT-B/16 keeps M; the world CLIP
+ * (16 patches) gets 1 for IVLP's and Prompt-OT's 4 and DAPT's 16. Four tokens beside 16 patches are
+ * a fifth of the sequence, where ViT-B/16 gives them 2%, and cost IVLP, Prompt-OT and DAPT their
+ * gain over zero-shot (docs/demo.md). Depths are clamped to the model's layers the same way.
+ */
+export function scaledVisionPrompts(official: number, patches: number): number {
+  if (!(Number.isInteger(official) && official >= 1)) throw new Error(`scaledVisionPrompts: official count ${official} must be a positive integer`);
+  if (!(Number.isInteger(patches) && patches >= 1)) throw new Error(`scaledVisionPrompts: patch count ${patches} must be a positive integer`);
+  return Math.max(1, Math.round((official * patches) / VIT_B16_PATCHES));
+}
+
 export const DEMO_METHODS: readonly DemoMethod[] = [
   { name: 'zeroshot', protocol: 'base-to-novel', regularised: false, preset: {} },
   // The official C search (7-point grid + 8 bisection steps, 1000 L-BFGS iterations per fit) costs
@@ -56,9 +74,10 @@ export const DEMO_METHODS: readonly DemoMethod[] = [
   { name: 'linear-probe', protocol: 'base-only', regularised: false, preset: { 'search-steps': '0', 'max-iter': '100' }, why: 'L-BFGS, no SGD steps; C from the 7-point grid on the val split; base classes only' },
   { name: 'coop', protocol: 'base-to-novel', regularised: false, preset: { 'crop-min': DEMO_CROP_MIN } },
   { name: 'prolip', protocol: 'base-to-novel', regularised: true, preset: { 'crop-min': DEMO_CROP_MIN } },
-  { name: 'ivlp', protocol: 'base-to-novel', regularised: false, preset: { 'crop-min': DEMO_CROP_MIN, 'vision-init': DEMO_VISION_INIT, 'text-deep-init': DEMO_TEXT_DEEP_INIT } },
-  { name: 'prompt-ot', protocol: 'base-to-novel', regularised: true, preset: { 'crop-min': DEMO_CROP_MIN, 'vision-init': DEMO_VISION_INIT, 'text-deep-init': DEMO_TEXT_DEEP_INIT } },
-  { name: 'dapt', protocol: 'base-to-novel', regularised: true, preset: { 'crop-min': DEMO_CROP_MIN, 'vision-init': DEMO_VISION_INIT } },
+  { name: 'ivlp', protocol: 'base-to-novel', regularised: false, preset: { 'crop-min': DEMO_CROP_MIN, 'vision-init': DEMO_VISION_INIT, 'text-deep-init': DEMO_TEXT_DEEP_INIT }, visionPromptsFlag: 'vision-tokens' },
+  { name: 'prompt-ot', protocol: 'base-to-novel', regularised: true, preset: { 'crop-min': DEMO_CROP_MIN, 'vision-init': DEMO_VISION_INIT, 'text-deep-init': DEMO_TEXT_DEEP_INIT }, visionPromptsFlag: 'vision-tokens' },
+  { name: 'dapt', protocol: 'base-to-novel', regularised: true, preset: { 'crop-min': DEMO_CROP_MIN, 'vision-init': DEMO_VISION_INIT }, visionPromptsFlag: 'n-ctx-vision' },
+  // RPP's default (shallow) variant has no vision prompts.
   { name: 'rpp', protocol: 'base-to-novel', regularised: true, preset: { 'crop-min': DEMO_CROP_MIN } },
 ];
 
@@ -75,6 +94,8 @@ export interface BudgetContext {
   /** Few-shot training images (training classes x shots). */
   trainImages: number;
   datasetName: string;
+  /** Image patches of the model (vision prompt counts are scaled to it). */
+  patches: number;
 }
 
 export interface ResolvedFlags {
@@ -123,6 +144,9 @@ export function demoFlags(entry: DemoMethod, spec: MethodSpec, ctx: BudgetContex
   }
   if (steps !== null && hasFlag(spec, 'lr') && typeof defaults.lr === 'number') given.lr = String(Number((defaults.lr * ctx.lrFactor).toPrecision(6)));
   const missing: string[] = [];
+  const vp = entry.visionPromptsFlag ? spec.options.find((o) => o.flag === entry.visionPromptsFlag) : undefined;
+  if (entry.visionPromptsFlag && !vp) missing.push(entry.visionPromptsFlag);
+  if (vp && typeof defaults[vp.key] === 'number') given[vp.flag] = String(scaledVisionPrompts(defaults[vp.key] as number, ctx.patches));
   for (const [flag, value] of Object.entries(entry.preset)) {
     if (hasFlag(spec, flag)) given[flag] = value;
     else missing.push(flag);

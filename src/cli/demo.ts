@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { METHODS } from '../adapt/registry.js';
 import { harmonicMean, mean, meanStd } from '../data/metrics.js';
 import { writeFileAtomic } from '../train/run.js';
+import { openSafetensors } from '../io/safetensors-node.js';
 import { DOMAINS, isDomain, type Domain } from '../data/world/attributes.js';
 import { NUM_BASE } from '../data/world/classes.js';
 import { SPLIT_FILE, writeWorldDataset, type SplitCounts } from '../data/world/write-node.js';
@@ -368,6 +369,20 @@ function writeBaseSplit(dataDir: string, outDir: string): string {
   return path;
 }
 
+/** Image patches of the weights' vision tower: rows of its positional embedding less the class token's (header only). */
+export async function imagePatches(weights: string): Promise<number> {
+  const f = await openSafetensors(weights);
+  try {
+    const name = ['visual.positional_embedding', 'vision_model.embeddings.position_embedding.weight'].find((n) => f.has(n));
+    if (!name) throw new UsageError(`--weights: ${weights} has no vision positional embedding (visual.positional_embedding): not a ViT CLIP`);
+    const rows = f.info(name).shape[0]!;
+    if (!(rows >= 2)) throw new UsageError(`--weights: ${weights}: ${name} has ${rows} rows, expected patches + 1`);
+    return rows - 1;
+  } finally {
+    await f.close();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 export async function runDemo(o: DemoOptions, io: DemoIo = {}): Promise<DemoResult> {
@@ -376,6 +391,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo = {}): Promise<DemoResu
   const err = io.err ?? { write: process.stderr.write.bind(process.stderr), isTTY: process.stderr.isTTY };
   const say = (s: string) => err.write(`${s}\n`);
   if (!existsSync(o.weights)) throw new UsageError(`--weights: ${o.weights} does not exist`);
+  const patches = await imagePatches(o.weights);
   prepareOut(o.out);
   const log = new CommandLog(join(o.out, 'demo.log'));
   const cache = join(o.out, 'cache');
@@ -454,7 +470,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo = {}): Promise<DemoResu
   for (const e of entries) {
     const spec = METHODS[e.name]!;
     const trainImages = (e.protocol === 'base-to-novel' || e.protocol === 'base-only' ? NUM_BASE : 2 * NUM_BASE) * o.shots;
-    const flags = e.name === 'zeroshot' ? { args: [], steps: null, missing: [], given: {} } : demoFlags(e, spec, { steps: o.steps, lrFactor: o.lrFactor, shots: o.shots, trainImages, datasetName: 'World' });
+    const flags = e.name === 'zeroshot' ? { args: [], steps: null, missing: [], given: {} } : demoFlags(e, spec, { steps: o.steps, lrFactor: o.lrFactor, shots: o.shots, trainImages, datasetName: 'World', patches });
     if (flags.missing.length) notes.push(`${e.name}: no ${flags.missing.map((f) => `--${f}`).join(', ')} option in this build (official value used)`);
     const results: SeedResult[] = [];
     for (const seed of e.name === 'zeroshot' ? [1] : seeds) {
@@ -519,7 +535,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo = {}): Promise<DemoResu
       await phase('IIMM: zero-shot + linear probe per domain', async () => {
         for (const m of ['zeroshot', 'linear-probe']) {
           const runDir = join(o.out, 'runs', 'iimm', d, m);
-          const probe = m === 'linear-probe' ? ['--shots', String(iimmShots), '--seed', '1', ...demoFlags(demoMethod(m)!, METHODS[m]!, { steps: o.steps, lrFactor: o.lrFactor, shots: o.shots, trainImages: 48 * iimmShots, datasetName: 'World' }).args] : [];
+          const probe = m === 'linear-probe' ? ['--shots', String(iimmShots), '--seed', '1', ...demoFlags(demoMethod(m)!, METHODS[m]!, { steps: o.steps, lrFactor: o.lrFactor, shots: o.shots, trainImages: 48 * iimmShots, datasetName: 'World', patches }).args] : [];
           const args = [...common(runDir), '--data', dataDir(d), '--method', m, ...probe];
           await runCmd(`cliptune train ${args.join(' ')}`, () => trainCommand(args, { progress: null }));
           runDirs.push(runDir);
