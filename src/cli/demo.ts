@@ -19,7 +19,7 @@ import { SPLIT_FILE, writeWorldDataset, type SplitCounts } from '../data/world/w
 import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
 import { Progress, formatSecs } from './progress.js';
-import { DEMO_BATCH, DEMO_LR_FACTOR, DEMO_MAX_VIEWS, DEMO_METHODS, DEMO_CROP_MIN, DEMO_TEXT_DEEP_INIT, DEMO_VISION_INIT, demoFlags, demoMethod, type DemoMethod } from './demo-methods.js';
+import { DEMO_BATCH, DEMO_LR_FACTOR, DEMO_MAX_VIEWS, DEMO_METHODS, DEMO_CROP_MIN, DEMO_TEXT_DEEP_INIT, DEMO_VISION_INIT, VIT_B16_PATCHES, demoFlags, demoMethod, type DemoMethod } from './demo-methods.js';
 import { writeReport } from '../train/report-html.js';
 import { IIMM_FILE, iimmCommand } from './iimm.js';
 
@@ -87,7 +87,9 @@ folder under DIR/runs (cliptune eval/report accept them).
 DEMO PRESET, not the official defaults: the same optimiser-step budget for every method (--steps,
 default ${FULL.steps}, batches of ${DEMO_BATCH}), each method's official learning rate x ${DEMO_LR_FACTOR} (a short schedule), at most
 ${DEMO_MAX_VIEWS} ProLIP views, no random crops (--crop-min ${DEMO_CROP_MIN}: flips only) where a method has that option,
-vision prompts started from the class token's state (--vision-init ${DEMO_VISION_INIT}) and deeper text prompts
+vision prompt counts scaled to the model's image sequence (max(1, round(M x patches / ${VIT_B16_PATCHES})): the
+official counts were set for ViT-B/16's ${VIT_B16_PATCHES} patches; the world CLIP has 16, so 1 prompt), vision
+prompts started from the class token's state (--vision-init ${DEMO_VISION_INIT}) and deeper text prompts
 from the frozen tower's states (--text-deep-init ${DEMO_TEXT_DEEP_INIT}) where a method has them.
 \`cliptune train\` keeps the official defaults.
 
@@ -436,7 +438,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo = {}): Promise<DemoResu
     }
   }
 
-  const presetLine = `DEMO PRESET (not the official defaults): ${o.steps} optimiser steps (batches of ${DEMO_BATCH}) for every trained method, ${o.shots} shots, seeds ${seeds.join(',')}, official learning rates x ${o.lrFactor}, <= ${DEMO_MAX_VIEWS} ProLIP views, training crops off (--crop-min ${DEMO_CROP_MIN}) where a method has the option, vision prompts from the class token's state (--vision-init ${DEMO_VISION_INIT}) and deeper text prompts from the frozen states (--text-deep-init ${DEMO_TEXT_DEEP_INIT})${o.quick ? ' [--quick]' : ''}`;
+  const presetLine = `DEMO PRESET (not the official defaults): ${o.steps} optimiser steps (batches of ${DEMO_BATCH}) for every trained method, ${o.shots} shots, seeds ${seeds.join(',')}, official learning rates x ${o.lrFactor}, <= ${DEMO_MAX_VIEWS} ProLIP views, training crops off (--crop-min ${DEMO_CROP_MIN}) where a method has the option, vision prompt counts scaled to the model's ${patches} patches (ViT-B/16: ${VIT_B16_PATCHES}; IVLP/Prompt-OT --vision-tokens, DAPT --n-ctx-vision), vision prompts from the class token's state (--vision-init ${DEMO_VISION_INIT}) and deeper text prompts from the frozen states (--text-deep-init ${DEMO_TEXT_DEEP_INIT})${o.quick ? ' [--quick]' : ''}`;
   say(`cliptune demo: the world CLIP (${o.weights}) adapted on the synthetic world`);
   say(presetLine);
   const domainLine = `Base-to-novel on the ${o.domain} world domain (24 base / 24 novel classes, ${o.shots} shots), every run also evaluated on ${o.target} images; the world CLIP's zero-shot accuracy is lowest on sketches, so that is where adaptation has room (docs/demo.md).`;

@@ -1,8 +1,10 @@
 // `cliptune demo` on a smaller configuration over 3 seeds, with the shipped world CLIP: what the
-// demo must show (issue 7) — novel-class zero-shot accuracy at least 3x chance, each trained
-// method's base accuracy against zero-shot (see below: not every method is above it), and the
-// novel-class change of CoOp and of the regularised methods measured and printed in the table. Also: argument errors, the run folders
-// are ordinary runs, and a non-demo folder is never overwritten.
+// demo must show (issue 7) — novel-class zero-shot accuracy at least 3x chance, every trained
+// method above zero-shot on the base classes (mean over the seeds), and the novel-class change of
+// CoOp and of the regularised methods measured and printed in the table. Also: argument errors, the
+// run folders are ordinary runs, and a non-demo folder is never overwritten.
+// The smaller configuration: 48 steps instead of 60, 16 training images per class generated instead
+// of 32 (the same 16 shots), no IIMM phase; ~6.5 min on the 2-core machine.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -54,9 +56,9 @@ test('a folder that holds something else is refused, untouched', async () => {
 });
 
 test(`smaller demo over ${SEEDS} seeds: every registered method, cross-domain, table`, async () => {
-  const o = parseDemoArgs(['--out', join(root, 'demo'), '--weights', WEIGHTS, '--seeds', String(SEEDS), '--steps', '12', '--shots', '4', '--iimm-domains', 'none']);
+  const o = parseDemoArgs(['--out', join(root, 'demo'), '--weights', WEIGHTS, '--seeds', String(SEEDS), '--steps', '48', '--shots', '16', '--iimm-domains', 'none']);
   if (o === 'help') throw new Error('unreachable');
-  o.counts = { train: 8, val: 2, test: 8 };
+  o.counts = { train: 16, val: 4, test: 16 };
   const t0 = performance.now();
   result = await runDemo(o, { out: { write: (s: string) => (out += s) }, err: { write: (s: string) => (err += s) } });
   const secs = (performance.now() - t0) / 1000;
@@ -82,27 +84,23 @@ test('novel-class zero-shot accuracy is at least 3x chance', () => {
   assert.ok(zs.novel! >= 3 * (100 / 24), `zero-shot novel ${zs.novel}% vs 3x chance ${(300 / 24).toFixed(1)}%`);
 });
 
-// Issue 7 also asks that every trained method be above zero-shot on the base classes. That is NOT
-// true on the world CLIP, so this test does not assert it (the issue stays open); it asserts that
-// each method's base accuracy and its change from zero-shot are measured and printed. Measured with
-// the full demo (sketch, 16 shots, 60 steps of 32, seed 1, docs/demo.md): coop +4.2, prolip +4.2,
-// rpp +2.9, linear probe +5.7 points, but ivlp -1.6, prompt-ot -2.3 and dapt -15.6, with the demo's
-// prompt inits (--vision-init class-token, --text-deep-init frozen; with the official random inits
-// -18.2, -4.9 and -40.9). This 4-layer model was pretrained on 17-token image sequences: vision
-// prompts still cost IVLP 4.7 base points at init, and DAPT learns 16 random text context vectors.
-// At this test's budget (12 steps, 4 shots) even coop and rpp stay at zero-shot.
-test('every trained method: base accuracy and its change from zero-shot are measured and printed', () => {
+// Measured at this configuration (means over seeds 1-3, base, zero-shot 75.5): linear probe +2.3,
+// coop +2.3, prolip +3.1, ivlp +1.0, prompt-ot +1.2, dapt +2.1, rpp +2.0. IVLP, Prompt-OT and DAPT
+// get there with the demo preset's prompt counts scaled to the model (1 vision prompt beside 16
+// patches) and its prompt inits; with their official 4 and 16 vision prompts they stay below
+// zero-shot on this model (docs/demo.md).
+test('every trained method is above zero-shot on base classes (mean over seeds), and its table cell says so', () => {
   const zs = result.rows.find((r) => r.method === 'zeroshot')!;
-  for (const r of result.rows.filter((x) => x.method !== 'zeroshot')) {
-    assert.ok(Number.isFinite(r.base), `${r.method}: base accuracy measured`);
+  const trained = result.rows.filter((x) => x.method !== 'zeroshot');
+  assert.is(trained.length, DEMO_METHODS.length - 1);
+  for (const r of trained) {
     const d = r.base - zs.base;
+    assert.ok(d > 0, `${r.method}: base ${r.base.toFixed(2)}% is not above zero-shot ${zs.base.toFixed(2)}%`);
     // The method's own row, base column: "mean±std (change)".
     const row = out.split('\n').find((l) => l.startsWith(`| ${r.method} `));
-    const cell = `${r.base.toFixed(1)}±${r.baseStd.toFixed(1)} (${d >= 0 ? '+' : ''}${d.toFixed(1)})`;
+    const cell = `${r.base.toFixed(1)}±${r.baseStd.toFixed(1)} (+${d.toFixed(1)})`;
     assert.is(row?.split(' | ')[1], cell, `${r.method}: the table's base cell`);
   }
-  const above = result.rows.filter((r) => r.method !== 'zeroshot' && r.base > zs.base).map((r) => r.method);
-  process.stdout.write(`    above zero-shot on base at the test budget: ${above.join(', ') || 'none'}\n`);
 });
 
 test("CoOp's and the regularised methods' novel-class changes are measured and printed", () => {
