@@ -1,7 +1,8 @@
 // The demo's methods: one entry per method, with the demo preset's options. The preset gives every
 // method the same number of optimiser steps of the same batch size (32), its official learning rate x DEMO_LR_FACTOR (the demo
-// trains a small fraction of the official schedules), at most 16 ProLIP views, and otherwise the
-// official defaults (`cliptune train --help`). An entry whose method
+// trains a small fraction of the official schedules), at most 16 ProLIP views, vision prompt counts
+// scaled to the model's patches, the prompt inits below, and otherwise the official defaults
+// (`cliptune train --help`). An entry whose method
 // the registry does not have is skipped with a note, so methods plug in as they land; a preset
 // option the method does not declare is left out (and listed).
 import type { MethodSpec, OptionValue } from '../adapt/method.js';
