@@ -9,7 +9,7 @@ import { fileSha256, loadCheckpoint } from '../train/checkpoint.js';
 import { ClipFeatures, FeatureCache, defaultCacheDir } from '../train/features.js';
 import { loadParams } from '../train/loop.js';
 import { evalSubset, openDataset, type ClassChoice } from '../train/data.js';
-import { RUN_FILES, readRunConfig, writeFileAtomic } from '../train/run.js';
+import { RUN_FILES, evalFileName, readRunConfig, writeFileAtomic } from '../train/run.js';
 import { METHODS } from '../adapt/registry.js';
 import { MethodOptionError } from '../adapt/method.js';
 import { buildEnv, formatReport, formatResultLine, protocolEval } from './train.js';
@@ -109,7 +109,7 @@ async function runEval(values: Record<string, string | boolean | undefined>): Pr
   const results = await protocolEval(method, evalEnv, ds, cfg, classes, split as 'test' | 'val' | 'train');
   const { json } = formatReport(cfg, results, null);
   const out = { ...json, evaluatedOn: { data: dataDir, dataset: ds.name, split, classes } };
-  writeFileAtomic(join(runDir, `eval-${ds.name}-${split}.json`), JSON.stringify(out, null, 2) + '\n');
+  writeFileAtomic(join(runDir, evalFileName(ds.name, split)), JSON.stringify(out, null, 2) + '\n');
   if (values.json) process.stdout.write(JSON.stringify(out) + '\n');
   else {
     for (const r of results) process.stdout.write(formatResultLine(r));

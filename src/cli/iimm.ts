@@ -2,7 +2,7 @@
 // and, from the user's earlier runs of the same backbone, least-squares lines IIMM -> gain and
 // IIMM -> forgetting with their predictions for this dataset. Every input problem (flags, data
 // layout, a folder that is not a run, an unreadable run file) is reported before any GPU work.
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { getGpu } from '../gpu/index.js';
@@ -12,7 +12,7 @@ import type { ClipTokenizer } from '../clip/tokenizer.js';
 import { fileSha256 } from '../train/checkpoint.js';
 import { ClipFeatures, FeatureCache, defaultCacheDir } from '../train/features.js';
 import { evalSubset, openDataset } from '../train/data.js';
-import { RUN_FILES, RunDirError, listDigest, readRunConfig, writeFileAtomic, type RunConfig } from '../train/run.js';
+import { RUN_FILES, RunDirError, listDigest, readRunConfig, runFolders, writeFileAtomic, type RunConfig } from '../train/run.js';
 import { evaluate } from '../train/evaluate.js';
 import { ZeroShotMethod, resolveTemplates } from '../adapt/zeroshot.js';
 import { FitError, iimmForDataset, olsFit, type IimmResult } from '../adapt/iimm.js';
@@ -166,23 +166,7 @@ interface RunRecord {
 
 /** Run folders named by --runs: each a run, or a folder whose sub-folders hold runs. */
 export function collectRunDirs(args: readonly string[]): string[] {
-  const out: string[] = [];
-  for (const a of args) {
-    const dir = resolve(a);
-    if (!existsSync(dir)) throw new UsageError(`--runs: ${dir} does not exist`);
-    if (!statSync(dir).isDirectory()) throw new UsageError(`--runs: ${dir} is not a folder`);
-    if (existsSync(join(dir, RUN_FILES.config))) {
-      out.push(dir);
-      continue;
-    }
-    const inner = readdirSync(dir)
-      .sort()
-      .map((e) => join(dir, e))
-      .filter((p) => statSync(p).isDirectory() && existsSync(join(p, RUN_FILES.config)));
-    if (!inner.length) throw new UsageError(`--runs: ${dir} is not a cliptune run (no ${RUN_FILES.config}) and holds none`);
-    out.push(...inner);
-  }
-  return [...new Set(out)];
+  return runFolders(args, (m) => new UsageError(`--runs: ${m}`));
 }
 
 function readRun(dir: string): RunRecord {

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { harmonicMean } from '../data/metrics.js';
 import type { OptionValue } from '../adapt/method.js';
-import { RUN_CONFIG_FORMAT, RUN_FILES, completeJsonlLines, type RunConfig } from './run.js';
+import { EVAL_FILE_PATTERN, RUN_CONFIG_FORMAT, RUN_FILES, completeJsonlLines, runFolders, type RunConfig } from './run.js';
 
 export class ReportError extends Error {
   override name = 'ReportError';
@@ -198,11 +198,9 @@ function readLog(dir: string): { loss: LossPoint[]; periodic: RunSummary['period
   return { loss, periodic };
 }
 
-const EVAL_FILE = /^eval-.+-(test|val|train)\.json$/;
-
 function readEvaluations(dir: string, cfg: RunConfig): RunEvaluation[] {
   const out: RunEvaluation[] = [];
-  for (const file of readdirSync(dir).filter((n) => EVAL_FILE.test(n)).sort()) {
+  for (const file of readdirSync(dir).filter((n) => EVAL_FILE_PATTERN.test(n)).sort()) {
     const raw = readJson(dir, file, true);
     const results = checkResults(dir, file, raw);
     const on = (raw as Record<string, unknown>).evaluatedOn;
@@ -399,22 +397,8 @@ export function datasetAverages(groups: readonly ReportGroup[]): DatasetAverage[
   return out;
 }
 
-/** Run folders from the arguments: a folder without run.json that holds run folders stands for them. */
+/** Run folders from the arguments (runFolders: a folder without run.json stands for the runs inside it). */
 export function expandRunDirs(args: readonly string[]): string[] {
-  const out: string[] = [];
-  for (const a of args) {
-    const abs = resolve(a);
-    if (existsSync(join(abs, RUN_FILES.config)) || !existsSync(abs) || !statSync(abs).isDirectory()) {
-      out.push(abs);
-      continue;
-    }
-    const kids = readdirSync(abs)
-      .sort()
-      .map((n) => join(abs, n))
-      .filter((p) => existsSync(join(p, RUN_FILES.config)));
-    if (!kids.length) throw new ReportError(`${abs}: no ${RUN_FILES.config} (not a run folder, and no run folders inside)`);
-    out.push(...kids);
-  }
-  return out;
+  return runFolders(args, (m) => new ReportError(m));
 }
 

@@ -1,12 +1,45 @@
 // A run directory: run.json (the configuration, written once the run is set up), checkpoint.safetensors
 // (learned tensors + optimiser + position, atomic), log.jsonl, report.json / report.md.
 import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { OptionValue } from '../adapt/method.js';
 
 export const RUN_CONFIG_FORMAT = 'cliptune-run-config/1';
 export const RUN_FILES = { config: 'run.json', checkpoint: 'checkpoint.safetensors', log: 'log.jsonl', report: 'report.json', reportMd: 'report.md' } as const;
+
+/** The file `cliptune eval` writes into a run folder for a dataset and split. */
+export function evalFileName(dataset: string, split: string): string {
+  return `eval-${dataset}-${split}.json`;
+}
+
+/** What evalFileName gives, for readers that collect every evaluation of a run. */
+export const EVAL_FILE_PATTERN = /^eval-.+-(test|val|train)\.json$/;
+
+/**
+ * Run folders named by arguments, in order and without repeats: a folder with run.json is a run; a
+ * folder without one stands for the run folders directly inside it (sorted by name). `fail` makes
+ * the error for an argument that is neither (`cliptune report`, `cliptune iimm --runs`).
+ */
+export function runFolders(args: readonly string[], fail: (message: string) => Error): string[] {
+  const out: string[] = [];
+  for (const a of args) {
+    const dir = resolve(a);
+    if (!existsSync(dir)) throw fail(`${dir} does not exist`);
+    if (!statSync(dir).isDirectory()) throw fail(`${dir} is not a folder`);
+    if (existsSync(join(dir, RUN_FILES.config))) {
+      out.push(dir);
+      continue;
+    }
+    const inner = readdirSync(dir)
+      .sort()
+      .map((e) => join(dir, e))
+      .filter((p) => statSync(p).isDirectory() && existsSync(join(p, RUN_FILES.config)));
+    if (!inner.length) throw fail(`${dir} is not a cliptune run (no ${RUN_FILES.config}) and holds none`);
+    out.push(...inner);
+  }
+  return [...new Set(out)];
+}
 
 export interface RunConfig {
   format: typeof RUN_CONFIG_FORMAT;

@@ -198,7 +198,7 @@ test('cliptune report: a folder of runs stands for its runs; exit 2 with the mes
     assert.match(err.join(''), /3 runs in 1 group/);
     assert.match(readFileSync(join(root, 'cli', 'r.md'), 'utf8'), /\| coop \| World \| 16 \| defaults \| 3 \| 72\.00 ± 0\.82 \|/);
     assert.is(await reportCommand([join(root, 'nonexistent')]), 2);
-    assert.match(err.join(''), /nonexistent: not a folder/);
+    assert.match(err.join(''), /nonexistent does not exist/);
     assert.is(await reportCommand([]), 2);
   } finally {
     process.stderr.write = w;
