@@ -15,7 +15,7 @@ import { empty, keep, tensor, tidy, type Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../autograd/tape.js';
 import { scale as scaleBy, square, sub } from '../ops/elementwise.js';
 import { mean, sum } from '../ops/reduce.js';
-import { concat, reshape } from '../ops/shape.js';
+import { reshape } from '../ops/shape.js';
 import { matmul } from '../ops/matmul.js';
 import { l2normalize } from '../ops/distance.js';
 import { crossEntropy } from '../ops/losses.js';
@@ -23,7 +23,7 @@ import { Adam, type Optimizer } from '../nn/optim.js';
 import { cosineLr } from '../nn/schedule.js';
 import { PROLIP_RRC_SCALE } from '../clip/augment.js';
 import { MethodOptionError, composeLoss, type AdaptMethod, type Classifier, type MethodEnv, type MethodSpec, type OptionValue, type StepOutput, type TrainPlan } from './method.js';
-import { classPrompt, resolveTemplates } from './zeroshot.js';
+import { classPrompt, encodePromptTexts, resolveTemplates } from './zeroshot.js';
 import type { ClipModel } from '../clip/model.js';
 import type { ClipTokenizer } from '../clip/tokenizer.js';
 
@@ -108,20 +108,7 @@ export function prolipTextLoss(i: ProlipTextLossInputs): { loss: Tensor; terms: 
 /** Pre-projection text features ln_final(x)[eot] [T·C, Wt] of every (template, class) prompt, template-major (no gradient). */
 export function textPooledFeatures(model: ClipModel, tokenizer: ClipTokenizer, classnames: readonly string[], templates: readonly string[], chunk = 256): Tensor {
   if (!classnames.length) throw new GpuError('prolip text: no class names');
-  const L = model.config.text.contextLength;
-  const texts = templates.flatMap((t) => classnames.map((c) => classPrompt(t, c)));
-  return noGrad(() =>
-    tidy(() => {
-      const parts: Tensor[] = [];
-      for (let s = 0; s < texts.length; s += chunk) {
-        const rows = tokenizer.tokenize(texts.slice(s, s + chunk), { contextLength: L, rejectEmpty: true });
-        const ids = new Int32Array(rows.length * L);
-        rows.forEach((r, i) => ids.set(r, i * L));
-        parts.push(model.encodeText({ ids, rows: rows.length, length: L }).pooled);
-      }
-      return parts.length === 1 ? parts[0]! : concat(parts, 0);
-    }),
-  );
+  return encodePromptTexts(model, tokenizer, templates.flatMap((t) => classnames.map((c) => classPrompt(t, c))), 'pooled', chunk);
 }
 
 function identity(n: number, gpu: import('../gpu/index.js').Gpu): Tensor {

@@ -19,24 +19,36 @@ export function classPrompt(template: string, classname: string): string {
   return template.replace('{}', classname.replace(/_/g, ' '));
 }
 
+/**
+ * The text tower's outputs for prompt strings, tokenised and encoded in chunks of `chunk` (bounds
+ * memory), without gradient: `embeds` (projected) or `pooled` (ln_final at the EOT token) [N, ·].
+ */
+export function encodePromptTexts(model: ClipModel, tokenizer: ClipTokenizer, texts: readonly string[], which: 'embeds' | 'pooled', chunk = 256): Tensor {
+  if (!texts.length) throw new GpuError('text prompts: nothing to encode');
+  const L = model.config.text.contextLength;
+  return noGrad(() =>
+    tidy(() => {
+      const parts: Tensor[] = [];
+      for (let s = 0; s < texts.length; s += chunk) {
+        const rows = tokenizer.tokenize(texts.slice(s, s + chunk), { contextLength: L, rejectEmpty: true });
+        const ids = new Int32Array(rows.length * L);
+        rows.forEach((r, i) => ids.set(r, i * L));
+        parts.push(model.encodeText({ ids, rows: rows.length, length: L })[which]);
+      }
+      return parts.length === 1 ? parts[0]! : concat(parts, 0);
+    }),
+  );
+}
+
 /** Normalised class text features [C, E] from an ensemble of templates (no gradient). */
 export function zeroShotWeights(model: ClipModel, tokenizer: ClipTokenizer, classnames: readonly string[], templates: readonly string[], chunk = 256): Tensor {
   if (!classnames.length) throw new GpuError('zero-shot: no class names');
   if (!templates.length) throw new GpuError('zero-shot: no templates');
-  const L = model.config.text.contextLength;
   return noGrad(() =>
     tidy(() => {
       let sum: Tensor | null = null;
       for (const tpl of templates) {
-        const texts = classnames.map((c) => classPrompt(tpl, c));
-        const parts: Tensor[] = [];
-        for (let s = 0; s < texts.length; s += chunk) {
-          const rows = tokenizer.tokenize(texts.slice(s, s + chunk), { contextLength: L, rejectEmpty: true });
-          const ids = new Int32Array(rows.length * L);
-          rows.forEach((r, i) => ids.set(r, i * L));
-          parts.push(l2normalize(model.encodeText({ ids, rows: rows.length, length: L }).embeds));
-        }
-        const feats = parts.length === 1 ? parts[0]! : concat(parts, 0);
+        const feats = l2normalize(encodePromptTexts(model, tokenizer, classnames.map((c) => classPrompt(tpl, c)), 'embeds', chunk));
         sum = sum ? add(sum, feats) : feats;
       }
       return l2normalize(scale(sum!, 1 / templates.length));
