@@ -10,6 +10,22 @@ import type { ClipModel } from '../clip/model.js';
 /** A mistake in the command line itself (exit code 2, with the usage line). */
 export class UsageError extends Error {}
 
+/**
+ * Runs a command's body and turns its errors into an exit code: a UsageError prints
+ * "cliptune <command>: message" and the usage line (2); any other error the message (1), with the
+ * stack when CLIPTUNE_DEBUG is set.
+ */
+export async function exitCodeOf(command: string, usage: string, body: () => Promise<number>): Promise<number> {
+  try {
+    return await body();
+  } catch (e) {
+    const isUsage = e instanceof UsageError;
+    process.stderr.write(`cliptune ${command}: ${(e as Error).message}\n${isUsage ? usage.split('\n')[0] + '\n' : ''}`);
+    if (process.env.CLIPTUNE_DEBUG) process.stderr.write(`${(e as Error).stack ?? ''}\n`);
+    return isUsage ? 2 : 1;
+  }
+}
+
 export const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png']);
 
 /** Image files named on the command line, folders expanded (sorted by name). */

@@ -13,7 +13,7 @@ import { loadImageForClip } from '../clip/preprocess-node.js';
 import { writeSafetensors } from '../io/safetensors-node.js';
 import { Progress } from './progress.js';
 import {
-  UsageError, checkIds, checkOutPath, checkPixels, listImages, parseHeads, readInputIds, readPixels, sniffImages,
+  UsageError, checkIds, exitCodeOf, checkOutPath, checkPixels, listImages, parseHeads, readInputIds, readPixels, sniffImages,
 } from './clip-inputs.js';
 
 const USAGE = `usage: cliptune embed --weights PATH [--images DIR|FILE...] [--texts FILE | --text STR...]
@@ -85,14 +85,7 @@ export async function embedCommand(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  try {
-    return await embed(values, positionals);
-  } catch (e) {
-    const usage = e instanceof UsageError;
-    process.stderr.write(`cliptune embed: ${(e as Error).message}\n${usage ? USAGE.split('\n')[0] + '\n' : ''}`);
-    if (process.env.CLIPTUNE_DEBUG) process.stderr.write(`${(e as Error).stack ?? ''}\n`);
-    return usage ? 2 : 1;
-  }
+  return exitCodeOf('embed', USAGE, () => embed(values, positionals));
 }
 
 async function embed(values: Values, positionals: string[]): Promise<number> {

@@ -14,7 +14,7 @@ import { zeroShotWeights } from '../adapt/zeroshot.js';
 import type { ClipModel } from '../clip/model.js';
 import type { ClipTokenizer } from '../clip/tokenizer.js';
 import { Progress } from './progress.js';
-import { IMAGE_EXT, UsageError, parseHeads, sniffImages } from './clip-inputs.js';
+import { IMAGE_EXT, UsageError, exitCodeOf, parseHeads, sniffImages } from './clip-inputs.js';
 
 const USAGE = `usage: cliptune zeroshot --weights PATH --images DIR [--classes a,b,c] [--template T]... [--act A]
                         [--heads N|IMAGE,TEXT] [--vocab PATH] [--batch N] [--json]
@@ -83,14 +83,7 @@ export async function zeroshotCommand(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  try {
-    return await zeroshot(values);
-  } catch (e) {
-    const usage = e instanceof UsageError;
-    process.stderr.write(`cliptune zeroshot: ${(e as Error).message}\n${usage ? USAGE.split('\n')[0] + '\n' : ''}`);
-    if (process.env.CLIPTUNE_DEBUG) process.stderr.write(`${(e as Error).stack ?? ''}\n`);
-    return usage ? 2 : 1;
-  }
+  return exitCodeOf('zeroshot', USAGE, () => zeroshot(values));
 }
 
 async function zeroshot(values: Record<string, string | string[] | boolean | undefined>): Promise<number> {
