@@ -16,15 +16,7 @@ export function scratchDir(): string {
   return mkdtempSync(join(tmpdir(), 'cliptune-data-'));
 }
 
-/** Runs `fn` and returns the error message it throws (fails if it does not throw). */
-export async function errorOf(fn: () => unknown): Promise<string> {
-  try {
-    await fn();
-  } catch (e) {
-    return (e as Error).message;
-  }
-  throw new Error('expected an error, none was thrown');
-}
+export { errorOf } from '../common.js';
 
 /** Writes a small solid-colour-with-gradient image (PNG or JPEG by extension) with sharp. */
 export async function writeImage(path: string, width: number, height: number, seed = 0): Promise<void> {

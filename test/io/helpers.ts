@@ -15,15 +15,7 @@ export function scratchDir(): string {
   return mkdtempSync(join(tmpdir(), 'cliptune-io-'));
 }
 
-/** Runs `fn` and returns the error message it throws (fails if it does not throw). */
-export async function errorOf(fn: () => unknown): Promise<string> {
-  try {
-    await fn();
-  } catch (e) {
-    return (e as Error).message;
-  }
-  throw new Error('expected an error, none was thrown');
-}
+export { errorOf } from '../common.js';
 
 /** Builds a zip with stored (uncompressed) entries, as torch.save writes them. */
 export function makeZip(files: Record<string, Uint8Array | string>): Uint8Array {
