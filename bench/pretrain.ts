@@ -26,7 +26,6 @@ import { pretrainStep, type StepFlops } from './lib/flops.js';
 import { ceiling, type Ceiling, type MatmulShape } from './lib/matmul-ceiling.js';
 import { adapterLine, fmt, loadLine, markdownTable, option, statCell } from './lib/steps.js';
 
-
 /** The text tower's length groups of step `step`, as trainStep forms them (captions sorted by length). */
 function stepGroups(o: PretrainOptions, tokenizer: ClipTokenizer, step: number): { rows: number; tokens: number }[] {
   const B = o.batch;

@@ -26,7 +26,7 @@ import { indexSelect } from '../ops/index-ops.js';
 import { ChunkedEncoder } from '../clip/chunked.js';
 import { Rng } from '../clip/rng.js';
 import { PromptBank, planCoopPrompts, classPromptText, gaussian, coopEpochs, type CoopPromptOptions } from './coop.js';
-import { classTokenStates, vptUniformBound } from './deep-prompts.js';
+import { addToEveryRow, classTokenStates, vptUniformBound } from './deep-prompts.js';
 import { otRunSummary, promptOtTerm } from './prompt-ot.js';
 import { PHOTO_TEMPLATE } from './ivlp.js';
 import { DASSL_SGD_DEFAULTS, DASSL_SGD_OPTIONS, DasslPromptMethod, chunkedText, type ImageBatch } from './prompt-common.js';
@@ -200,7 +200,7 @@ export class DaptMethod extends DasslPromptMethod implements AdaptMethod<ImageBa
     if (o.visionInit === 'class-token') {
       // The prompts sit after ln_pre, where the class token's state does not depend on the image.
       const [state] = await classTokenStates(model, { layers: 1, where: 'ln_pre' });
-      for (let i = 0; i < vptInit.length; i++) vptInit[i]! += state![i % Wv]!;
+      addToEveryRow(vptInit, state!);
     }
     const vpt = keep(tensor(vptInit, [o.nCtxVision, Wv], 'f32', gpu)).param('visual_prompts');
     this.params.set('ctx', ctx);

@@ -146,6 +146,14 @@ export async function classTokenStates(
   return sums.map((s) => Float32Array.from(s, (v) => v / images));
 }
 
+/** Adds `row` [W] to every row of `rows` [M·W] in place (a class-token state onto a prompt draw); returns `rows`. */
+export function addToEveryRow(rows: Float32Array, row: ArrayLike<number>): Float32Array {
+  const W = row.length;
+  if (rows.length % W !== 0) throw new GpuError(`addToEveryRow: ${rows.length} values are not rows of ${W}`);
+  for (let i = 0; i < rows.length; i++) rows[i]! += row[i % W]!;
+  return rows;
+}
+
 const VISION_INIT_NAMES: Record<VisionPromptInit, string> = { normal: 'N(0, 0.02)', uniform: 'VPT uniform', 'class-token': 'class-token states + N(0, 0.02)' };
 
 export class DeepPrompts {
@@ -221,8 +229,7 @@ export class DeepPrompts {
         if (config.vision.init === 'class-token') {
           const noise = gaussian(rng('vision', l), Mv * Wv, 0.02);
           const state = states![l];
-          if (state) for (let i = 0; i < noise.length; i++) noise[i]! += state[i % Wv]!;
-          return noise;
+          return state ? addToEveryRow(noise, state) : noise;
         }
         if (config.vision.init === 'normal') return gaussian(rng('vision', l), Mv * Wv, 0.02);
         const r = rng('vision', l);

@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { METHODS } from '../adapt/registry.js';
 import { harmonicMean, mean, meanStd } from '../data/metrics.js';
-import { evalFileName, writeFileAtomic } from '../train/run.js';
+import { RUN_FILES, evalFileName, writeFileAtomic } from '../train/run.js';
 import { openSafetensors } from '../io/safetensors-node.js';
 import { DOMAINS, isDomain, type Domain } from '../data/world/attributes.js';
 import { NUM_BASE } from '../data/world/classes.js';
@@ -490,7 +490,7 @@ export async function runDemo(o: DemoOptions, io: DemoIo = {}): Promise<DemoResu
       });
       const crossArgs = ['--run', runDir, '--data', dataDir(o.target), '--cache', cache, ...(baseOnly ? ['--split-file', baseSplits.get(o.target)!] : [])];
       await phase(`${e.name}: evaluate on ${o.target}`, () => runCmd(`cliptune eval ${crossArgs.join(' ')}`, () => evalCommand(crossArgs)));
-      const rep = readJson<ReportJson>(join(runDir, 'report.json'));
+      const rep = readJson<ReportJson>(join(runDir, RUN_FILES.report));
       const cross = readJson<ReportJson>(join(runDir, evalFileName('World', 'test')));
       results.push({
         seed,
